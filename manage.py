@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""Gatekeeper's command line. Any python3 will do: it installs .venv on first use."""
+
+import os
+import sys
+
+
+def main():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gatekeeper.bootstrap import main as bootstrap
+
+    bootstrap(sys.argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()
