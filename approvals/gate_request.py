@@ -1,0 +1,227 @@
+"""Validation of a gate request (DESIGN section 6) into a typed value. Pure: no database.
+
+Used by the API and by the admin's dry run. Every problem is collected, each naming its field,
+so a caller fixes its request in one round trip. Unknown keys are refused: a misspelt
+`side_efect` must not silently become "not_started".
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from approvals.errors import ValidationFailed
+
+THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+MAX_INDEX = 2**31 - 1
+MAX_DEPTH = 32
+SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
+# RFC 3339 date-time: a zone is mandatory (Z or an offset).
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+@dataclass(frozen=True)
+class ContextInput:
+    name: str
+    value: Any
+    observed_at: str  # normalised ISO 8601, UTC
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "value": self.value, "observed_at": self.observed_at}
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    idempotency_key: str
+    thread_id: str
+    workflow: str
+    owner: str
+    parent_thread_id: str | None
+    on_behalf_of: str
+    step_index: int
+    step_name: str
+    tool: str
+    args: dict
+    side_effect: str
+    context: tuple[ContextInput, ...]
+    risk_score: float | None
+    risk_labels: tuple[str, ...]
+
+    @property
+    def context_json(self) -> list[dict]:
+        return [item.as_json() for item in self.context]
+
+
+class _Errors:
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.items.append({"field": field, "message": message})
+
+
+def json_problems(value: Any, path: str = "body", depth: int = 0) -> list[dict]:
+    """Nesting deeper than MAX_DEPTH and NUL characters anywhere, keys included."""
+    if depth > MAX_DEPTH:
+        return [{"field": path, "message": f"nested deeper than {MAX_DEPTH} levels"}]
+    if isinstance(value, str):
+        return [{"field": path, "message": "contains a NUL character"}] if "\x00" in value else []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [{"field": path, "message": "is not a finite number"}]
+    problems: list[dict] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                problems.append({"field": path, "message": "has a key with a NUL character"})
+            problems.extend(json_problems(item, f"{path}.{key}", depth + 1))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            problems.extend(json_problems(item, f"{path}[{position}]", depth + 1))
+    return problems
+
+
+def _object(errors: _Errors, value: Any, field: str, allowed: set[str], *, required=True) -> dict:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        errors.add(field, "must be a JSON object")
+        return {}
+    for key in sorted(set(value) - allowed):
+        errors.add(f"{field}.{key}" if field != "body" else key, "is not a known field")
+    return value
+
+
+def _text(errors: _Errors, value: Any, field: str, *, required=True, max_length=200) -> str:
+    if value is None or value == "":
+        if required:
+            errors.add(field, "is required")
+        return ""
+    if not isinstance(value, str):
+        errors.add(field, "must be a string")
+        return ""
+    if len(value) > max_length:
+        errors.add(field, f"must be at most {max_length} characters")
+        return ""
+    return value
+
+
+def parse_rfc3339(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        return None
+    normalised = value.replace("z", "Z").replace("Z", "+00:00").replace("t", "T").replace(" ", "T")
+    # Python keeps microseconds only: cut longer fractions before parsing.
+    normalised = re.sub(r"(\.\d{6})\d+", r"\1", normalised)
+    try:
+        return datetime.fromisoformat(normalised)
+    except ValueError:
+        return None
+
+
+def parse_context(errors: _Errors, value: Any, field: str = "context") -> tuple[ContextInput, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        errors.add(field, "must be a list")
+        return ()
+    items = []
+    for position, raw in enumerate(value):
+        where = f"{field}[{position}]"
+        item = _object(errors, raw, where, {"name", "value", "observed_at"})
+        if not item:
+            continue
+        name = _text(errors, item.get("name"), f"{where}.name")
+        observed = parse_rfc3339(item.get("observed_at"))
+        if observed is None:
+            errors.add(f"{where}.observed_at", "must be an RFC 3339 time with a zone")
+            continue
+        if "value" not in item:
+            errors.add(f"{where}.value", "is required")
+            continue
+        items.append(
+            ContextInput(name=name, value=item["value"], observed_at=observed.isoformat())
+        )
+    return tuple(items)
+
+
+def parse_side_effect(errors: _Errors, value: Any, field: str) -> str:
+    if value is None:
+        return "not_started"
+    if value not in SIDE_EFFECTS:
+        errors.add(field, f"must be one of {', '.join(SIDE_EFFECTS)}")
+        return "not_started"
+    return value
+
+
+def _risk(errors: _Errors, value: Any) -> tuple[float | None, tuple[str, ...]]:
+    risk = _object(errors, value, "risk", {"score", "labels"}, required=False)
+    score = risk.get("score")
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1
+    ):
+        errors.add("risk.score", "must be a number from 0 to 1")
+        score = None
+    labels = risk.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        errors.add("risk.labels", "must be a list of strings")
+        labels = []
+    return (float(score) if score is not None else None), tuple(labels)
+
+
+def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
+    """Validate a decoded JSON body; raise ValidationFailed listing every problem."""
+    problems = json_problems(body)
+    if problems:
+        raise ValidationFailed.of(problems)
+    errors = _Errors()
+    top = _object(
+        errors, body, "body", {"idempotency_key", "execution", "step", "action", "context", "risk"}
+    )
+    key = _text(errors, top.get("idempotency_key"), "idempotency_key", required=require_key)
+    execution = _object(
+        errors,
+        top.get("execution"),
+        "execution",
+        {"thread_id", "workflow", "owner", "parent_thread_id", "on_behalf_of"},
+    )
+    thread_id = _text(errors, execution.get("thread_id"), "execution.thread_id")
+    if thread_id and not THREAD_ID.fullmatch(thread_id):
+        errors.add("execution.thread_id", "must match [A-Za-z0-9._:-]{1,200}")
+    parent = execution.get("parent_thread_id")
+    if parent is not None and not (isinstance(parent, str) and THREAD_ID.fullmatch(parent)):
+        errors.add("execution.parent_thread_id", "must match [A-Za-z0-9._:-]{1,200}")
+        parent = None
+    step = _object(errors, top.get("step"), "step", {"index", "name"})
+    index = step.get("index")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INDEX:
+        errors.add("step.index", f"must be a whole number from 0 to {MAX_INDEX}")
+        index = 0
+    action = _object(errors, top.get("action"), "action", {"tool", "args", "side_effect"})
+    args = action.get("args", {})
+    if not isinstance(args, dict):
+        errors.add("action.args", "must be a JSON object")
+        args = {}
+    score, labels = _risk(errors, top.get("risk"))
+    request = GateRequest(
+        idempotency_key=key,
+        thread_id=thread_id,
+        workflow=_text(errors, execution.get("workflow"), "execution.workflow"),
+        owner=_text(errors, execution.get("owner"), "execution.owner", required=False),
+        parent_thread_id=parent,
+        on_behalf_of=_text(
+            errors, execution.get("on_behalf_of"), "execution.on_behalf_of", required=False, max_length=150
+        ),
+        step_index=index,
+        step_name=_text(errors, step.get("name"), "step.name", required=False),
+        tool=_text(errors, action.get("tool"), "action.tool"),
+        args=args,
+        side_effect=parse_side_effect(errors, action.get("side_effect"), "action.side_effect"),
+        context=parse_context(errors, top.get("context")),
+        risk_score=score,
+        risk_labels=labels,
+    )
+    if errors.items:
+        raise ValidationFailed.of(errors.items)
+    return request

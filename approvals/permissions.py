@@ -1,0 +1,70 @@
+"""Who may see and act on a pause packet (DESIGN section 5), through guardian's direct tables."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+
+from approvals.models import (
+    PausePacket,
+    PausePacketGroupObjectPermission,
+    PausePacketUserObjectPermission,
+)
+
+PACKET_PERMISSIONS = ("view_pausepacket", "resume_pausepacket")
+
+
+def owner_principal(owner: str):
+    """The group or user an owner string names, or None (a service account, an unknown user)."""
+    if not owner or owner.startswith("service:"):
+        return None
+    if owner.startswith("user:"):
+        return get_user_model().objects.filter(username=owner.removeprefix("user:")).first()
+    group, _ = Group.objects.get_or_create(name=owner)
+    return group
+
+
+def grant_packet_access(packets: list[PausePacket], principals: list) -> None:
+    """Give each principal (group or user) view and resume permission on each packet."""
+    principals = [p for p in principals if p is not None]
+    if not packets or not principals:
+        return
+    permissions = list(
+        Permission.objects.filter(
+            content_type__app_label="approvals", codename__in=PACKET_PERMISSIONS
+        )
+    )
+    group_rows, user_rows = [], []
+    for packet in packets:
+        for permission in permissions:
+            for principal in principals:
+                if isinstance(principal, Group):
+                    group_rows.append(
+                        PausePacketGroupObjectPermission(
+                            group=principal, permission=permission, content_object=packet
+                        )
+                    )
+                else:
+                    user_rows.append(
+                        PausePacketUserObjectPermission(
+                            user=principal, permission=permission, content_object=packet
+                        )
+                    )
+    PausePacketGroupObjectPermission.objects.bulk_create(group_rows, ignore_conflicts=True)
+    PausePacketUserObjectPermission.objects.bulk_create(user_rows, ignore_conflicts=True)
+
+
+def approver_principals(packet: PausePacket, *, owner: str) -> list:
+    """The approvers group and the owner (when a group or user): who may act on a new packet."""
+    approvers, _ = Group.objects.get_or_create(name=packet.approvers)
+    return [approvers, owner_principal(owner)]
+
+
+def can_view(user, packet: PausePacket) -> bool:
+    return user.is_active and (
+        user.is_superuser or user.has_perm("approvals.view_pausepacket", packet)
+    )
+
+
+def can_resume(user, packet: PausePacket) -> bool:
+    return user.is_active and (
+        user.is_superuser or user.has_perm("approvals.resume_pausepacket", packet)
+    )

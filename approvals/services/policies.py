@@ -1,0 +1,132 @@
+"""Policies: versioned saves, import and export, and the settings a packet is made with."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from approvals.errors import ValidationFailed
+from approvals.models import Policy, PolicyVersion
+from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
+from approvals.policy_rules import Rule
+from audit.models import AuditEvent
+from audit.services import record_event
+
+
+@dataclass(frozen=True)
+class PacketSettings:
+    approvers: str
+    escalate_to: str
+    required_approvals: int
+    forbid_self_approval: bool
+    allow_edit: bool
+    fresh_for_seconds: int
+    expires_after_seconds: int
+    remind_before_seconds: int
+
+
+def policy_document(policy: Policy) -> dict:
+    """The exported JSON form: what import_policies reads back unchanged."""
+    document = {
+        "name": policy.name,
+        "priority": policy.priority,
+        "enabled": policy.enabled,
+        "match": policy.match,
+        "effect": policy.effect,
+    }
+    return normalise({**document, **{key: getattr(policy, key) for key in SETTING_KEYS}})
+
+
+def policies_export() -> list[dict]:
+    return [policy_document(policy) for policy in Policy.objects.order_by("priority", "name")]
+
+
+def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
+    """Create or update the policy named in a validated document; returns (policy, changed).
+
+    Saving what is already stored changes nothing: no new version, no audit event.
+    """
+    document = normalise(document)
+    with transaction.atomic():
+        policy = Policy.objects.select_for_update().filter(name=document["name"]).first()
+        if policy is not None and policy_document(policy) == document:
+            return policy, False
+        if policy is None:
+            policy = Policy(name=document["name"], version=1)
+        else:
+            policy.version += 1
+        for key in ("priority", "enabled", "match", "effect"):
+            setattr(policy, key, document[key])
+        for key in SETTING_KEYS:
+            setattr(policy, key, document.get(key, "" if key in ("approvers", "escalate_to") else None))
+        policy.save()
+        PolicyVersion.objects.create(
+            policy=policy, version=policy.version, document=document, changed_by=actor
+        )
+        record_event(
+            AuditEvent.Kind.POLICY_CHANGED,
+            actor=actor,
+            data={"policy": policy.name, "version": policy.version, "document": document},
+        )
+    return policy, True
+
+
+def policies_import(*, documents, actor: str) -> dict[str, int]:
+    """Import a whole policy file, or nothing of it when any entry is wrong."""
+    problems = policy_file_problems(documents)
+    if problems:
+        raise ValidationFailed(
+            "; ".join(
+                f"{p['entry']}: {p['field']}: {p['message']}" if p["entry"] else p["message"]
+                for p in problems
+            ),
+            details={"errors": problems},
+        )
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    with transaction.atomic():
+        for document in documents:
+            existed = Policy.objects.filter(name=document["name"]).exists()
+            _, changed = policy_save(document=document, actor=actor)
+            counts["unchanged" if not changed else "updated" if existed else "created"] += 1
+    return counts
+
+
+def policy_rules() -> list[Rule]:
+    return [
+        Rule(
+            name=p.name,
+            priority=p.priority,
+            effect=p.effect,
+            version=p.version,
+            match=p.match,
+            enabled=p.enabled,
+        )
+        for p in Policy.objects.all()
+    ]
+
+
+def packet_settings(policy: Policy | None) -> PacketSettings:
+    """A policy's settings with GATEKEEPER_DEFAULT_* for whatever it leaves out."""
+
+    def pick(key, default):
+        value = getattr(policy, key, None) if policy is not None else None
+        return default if value is None or value == "" else value
+
+    expires = pick("expires_after_seconds", settings.GATEKEEPER_DEFAULT_EXPIRES_AFTER_SECONDS)
+    remind_default = settings.GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS
+    return PacketSettings(
+        approvers=pick("approvers", settings.GATEKEEPER_DEFAULT_APPROVERS),
+        escalate_to=pick("escalate_to", ""),
+        required_approvals=pick(
+            "required_approvals", settings.GATEKEEPER_DEFAULT_REQUIRED_APPROVALS
+        ),
+        forbid_self_approval=pick(
+            "forbid_self_approval", settings.GATEKEEPER_DEFAULT_FORBID_SELF_APPROVAL
+        ),
+        allow_edit=pick("allow_edit", settings.GATEKEEPER_DEFAULT_ALLOW_EDIT),
+        fresh_for_seconds=pick("fresh_for_seconds", settings.GATEKEEPER_DEFAULT_FRESH_FOR_SECONDS),
+        expires_after_seconds=expires,
+        remind_before_seconds=pick(
+            "remind_before_seconds", remind_default if remind_default is not None else expires // 4
+        ),
+    )

@@ -1,0 +1,309 @@
+"""What reviewers do to a pause packet: approve, reject, reconcile, take over, comment.
+
+Every action locks the packet row, applies branch-table rows 1 and 2 first (an expired packet
+expires, a packet whose owner changed terminates, whatever the reviewer meant to do), and writes
+its audit events in the same transaction. A late action finds the packet closed and gets
+AlreadyDecided, naming who decided and when.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.branch_table import Facts, Outcome, decide_approval, guard
+from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
+from approvals.models import Execution, PausePacket, StepOutcome, Vote
+from approvals.permissions import can_resume, can_view
+from approvals.services.packets import packet_close
+from approvals.snapshot import snapshot_hash
+from audit.models import AuditEvent
+from audit.services import Event, record_events
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    packet: PausePacket
+    outcome: Outcome | None
+    message: str
+
+
+def _actor(user) -> str:
+    return f"user:{user.get_username()}"
+
+
+def _locked_packet(packet_id, user, *, need_resume: bool = True) -> PausePacket:
+    packet = (
+        PausePacket.objects.select_for_update(of=("self",))
+        .select_related("execution")
+        .filter(id=packet_id)
+        .first()
+    )
+    if packet is None or not can_view(user, packet):
+        raise NotFound("no such approval")
+    if need_resume and not can_resume(user, packet):
+        raise ActionRefused("you may view this approval but hold no authority to decide it")
+    if not packet.is_open:
+        raise AlreadyDecided(already_decided_message(packet), details={"status": packet.status})
+    return packet
+
+
+def already_decided_message(packet: PausePacket) -> str:
+    by = ", ".join(packet.decided_by) or "Gatekeeper"
+    when = packet.decided_at.isoformat(timespec="seconds") if packet.decided_at else "earlier"
+    return f"already decided ({packet.status}) by {by} at {when}"
+
+
+def _facts(packet: PausePacket, *, votes: int = 0) -> Facts:
+    return Facts(
+        now=timezone.now(),
+        expires_at=packet.expires_at,
+        fresh_until=packet.fresh_until,
+        owner_changed=packet.owner != packet.execution.owner,
+        side_effect=packet.side_effect,
+        votes_with_this_one=votes,
+        required_approvals=packet.required_approvals,
+    )
+
+
+def _apply_guard(packet: PausePacket, outcome: Outcome, user) -> ActionResult:
+    """Rows 1 and 2: expire, or terminate because the owner changed. Nobody is credited."""
+    if outcome is Outcome.EXPIRED:
+        message = "the decision deadline passed: the approval expired and the step is blocked"
+        event = packet_close(
+            packet, status=outcome.status, decision="block", actor="system",
+            data={"reason": message, "noticed_by": _actor(user)},
+        )
+    else:
+        message = (
+            f"the execution's owner changed to {packet.execution.owner}: "
+            "this branch is terminated and the step is blocked"
+        )
+        event = packet_close(
+            packet, status=outcome.status, branch=outcome.branch, decision="block",
+            actor="system", data={"reason": message, "new_owner": packet.execution.owner},
+        )
+    record_events([event])
+    return ActionResult(packet, outcome, message)
+
+
+def _current_voters(packet: PausePacket) -> list[str]:
+    return list(
+        packet.votes.filter(snapshot_hash=packet.snapshot_hash)
+        .order_by("created_at")
+        .values_list("user__username", flat=True)
+    )
+
+
+def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> ActionResult:
+    """Approve, optionally with edited args, and let the branch table decide what follows."""
+    with transaction.atomic():
+        packet = _locked_packet(packet_id, user)
+        guarded = guard(_facts(packet))
+        if guarded is not None:
+            return _apply_guard(packet, guarded, user)
+        if packet.status == PausePacket.Status.RECONCILING:
+            raise InvalidState("the side effect must be reconciled first: did the write happen?")
+        if packet.status == PausePacket.Status.RE_REVIEW:
+            raise InvalidState("the context went stale: waiting for the orchestrator to refresh it")
+        if packet.forbid_self_approval and user.get_username() == packet.on_behalf_of:
+            raise ActionRefused(
+                "four-eyes: this step was requested on your behalf, so someone else must approve it"
+            )
+        edit = edited_args is not None and edited_args != packet.effective_args
+        if edit:
+            if not packet.allow_edit:
+                raise ActionRefused("the policy does not allow editing this action's args")
+            if not isinstance(edited_args, dict):
+                raise ValidationFailed.of([{"field": "args", "message": "must be a JSON object"}])
+        voters = [] if edit else _current_voters(packet)
+        if user.get_username() in voters:
+            raise ActionRefused("you already approved this; another reviewer must add theirs")
+        outcome = decide_approval(_facts(packet, votes=len(voters) + 1))
+        events = []
+        if not outcome.records_vote:
+            message = {
+                Outcome.RECONCILE: "the side effect may already have happened "
+                f"({packet.side_effect}): reconcile it before anything continues",
+                Outcome.RE_REVIEW: "the context went stale at "
+                f"{packet.fresh_until.isoformat(timespec='seconds')}: "
+                "sent back for re-review with fresh context",
+            }[outcome]
+            events.append(
+                packet_close(
+                    packet, status=outcome.status, branch=outcome.branch, actor=_actor(user),
+                    comment=comment, data={"reason": message},
+                )
+            )
+            record_events(events)
+            return ActionResult(packet, outcome, message)
+        if edit:
+            events.append(_edit(packet, edited_args, user))
+        Vote.objects.create(
+            packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
+        )
+        voters.append(user.get_username())
+        events.append(
+            Event(
+                AuditEvent.Kind.PACKET_VOTED, actor=_actor(user), execution_id=packet.execution_id,
+                packet_id=packet.id,
+                data={"votes": len(voters), "required": packet.required_approvals,
+                      "comment": comment, "snapshot_hash": packet.snapshot_hash},
+            )
+        )
+        if outcome is Outcome.RESUME:
+            message = "approved: the orchestrator may run the step" + (
+                " with the edited args" if packet.edited_args is not None else ""
+            )
+            events.append(
+                packet_close(
+                    packet, status=outcome.status, branch=outcome.branch,
+                    decision=outcome.decision, decided_by=voters, actor=_actor(user),
+                    comment=comment, data={"args": packet.effective_args},
+                )
+            )
+        else:
+            message = (
+                f"vote recorded: {len(voters)} of {packet.required_approvals} approvals; "
+                "waiting for another reviewer"
+            )
+        record_events(events)
+        return ActionResult(packet, outcome, message)
+
+
+def _edit(packet: PausePacket, edited_args: dict, user) -> Event:
+    """Replace the args to run; a new snapshot, so earlier votes no longer count."""
+    before = packet.effective_args
+    packet.edited_args = edited_args
+    packet.snapshot_hash = snapshot_hash(
+        tool=packet.tool, args=edited_args, context=packet.context,
+        policy_name=packet.policy_name, policy_version=packet.policy_version,
+    )
+    packet.save(update_fields=["edited_args", "snapshot_hash"])
+    return Event(
+        AuditEvent.Kind.PACKET_EDITED, actor=_actor(user), execution_id=packet.execution_id,
+        packet_id=packet.id,
+        data={"before": before, "after": edited_args, "diff": args_diff(before, edited_args),
+              "snapshot_hash": packet.snapshot_hash},
+    )
+
+
+def args_diff(before: dict, after: dict) -> dict:
+    """Top-level keys added, removed and changed."""
+    return {
+        "added": {k: after[k] for k in sorted(set(after) - set(before))},
+        "removed": {k: before[k] for k in sorted(set(before) - set(after))},
+        "changed": {
+            k: {"from": before[k], "to": after[k]}
+            for k in sorted(set(before) & set(after))
+            if before[k] != after[k]
+        },
+    }
+
+
+def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
+    """A veto: any reviewer with authority ends the packet at once."""
+    with transaction.atomic():
+        packet = _locked_packet(packet_id, user)
+        guarded = guard(_facts(packet))
+        if guarded is not None:
+            return _apply_guard(packet, guarded, user)
+        record_events(
+            [
+                packet_close(
+                    packet, status=PausePacket.Status.REJECTED, decision="block",
+                    decided_by=[user.get_username()], actor=_actor(user), comment=comment,
+                )
+            ]
+        )
+        return ActionResult(packet, None, "rejected: the step is blocked")
+
+
+def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> ActionResult:
+    """Record whether a write of uncertain fate happened."""
+    with transaction.atomic():
+        packet = _locked_packet(packet_id, user)
+        guarded = guard(_facts(packet))
+        if guarded is not None:
+            return _apply_guard(packet, guarded, user)
+        if packet.status != PausePacket.Status.RECONCILING:
+            raise InvalidState("only a packet in reconciling can be reconciled")
+        outcome_event = Event(
+            AuditEvent.Kind.STEP_OUTCOME, actor=_actor(user), execution_id=packet.execution_id,
+            packet_id=packet.id,
+            data={"step": packet.step_index, "side_effect": "landed" if happened else "not_landed",
+                  "gated": True, "reconciled": True, "comment": comment},
+        )
+        if happened:
+            StepOutcome.objects.create(
+                execution_id=packet.execution_id, step_index=packet.step_index,
+                side_effect=StepOutcome.Result.LANDED, detail={"reconciled_by": user.get_username()},
+                gated=True, reported_by=_actor(user),
+            )
+            close = packet_close(
+                packet, status=PausePacket.Status.APPLIED, branch=PausePacket.Branch.RECONCILE,
+                decision="skip", decided_by=[user.get_username()], actor=_actor(user),
+                comment=comment,
+            )
+            record_events([outcome_event, close])
+            return ActionResult(packet, None, "applied: the write happened, so the step is skipped")
+        packet.side_effect = "not_started"
+        packet.status = PausePacket.Status.PENDING
+        packet.branch = None
+        packet.save(update_fields=["side_effect", "status", "branch"])
+        record_events([outcome_event])
+        return ActionResult(
+            packet, None, "the write did not happen: the packet is pending again and may be approved"
+        )
+
+
+def packet_comment(*, packet_id, user, comment: str) -> ActionResult:
+    """A note on the packet, open or closed, by anyone who may view it."""
+    comment = comment.strip()
+    if not comment:
+        raise ValidationFailed.of([{"field": "comment", "message": "is required"}])
+    with transaction.atomic():
+        packet = (
+            PausePacket.objects.select_related("execution").filter(id=packet_id).first()
+        )
+        if packet is None or not can_view(user, packet):
+            raise NotFound("no such approval")
+        record_events(
+            [
+                Event(
+                    AuditEvent.Kind.PACKET_COMMENTED, actor=_actor(user),
+                    execution_id=packet.execution_id, packet_id=packet.id,
+                    data={"comment": comment},
+                )
+            ]
+        )
+        return ActionResult(packet, None, "comment added")
+
+
+def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
+    """The reviewer becomes the execution's owner; every open branch of it is terminated."""
+    from approvals.services.executions import execution_change_owner_locked
+
+    with transaction.atomic():
+        execution_id = (
+            PausePacket.objects.filter(id=packet_id).values_list("execution_id", flat=True).first()
+        )
+        if execution_id is None:
+            raise NotFound("no such approval")
+        # Execution before packet: the lock order every owner change uses.
+        execution = Execution.objects.select_for_update().get(id=execution_id)
+        packet = _locked_packet(packet_id, user)
+        if packet.execution.owner != execution.owner:
+            packet.execution = execution
+        guarded = guard(_facts(packet))
+        if guarded is Outcome.EXPIRED:
+            return _apply_guard(packet, guarded, user)
+        execution_change_owner_locked(
+            execution, owner=_actor(user), actor=_actor(user), reason=comment,
+            takeover_by=user.get_username(),
+        )
+        packet.refresh_from_db()
+        return ActionResult(
+            packet, Outcome.TERMINATE,
+            f"you now own {execution.thread_id}; its open approvals are terminated",
+        )

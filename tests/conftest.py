@@ -1,0 +1,116 @@
+import copy
+import itertools
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db.backends.postgresql.operations import DatabaseOperations
+
+from approvals.gate_request import parse_gate_request
+from approvals.models import ServiceAccount
+from approvals.services.gate import gate_check
+from approvals.services.service_accounts import service_account_create
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_append_only_audit():
+    """Transactional tests end with a TRUNCATE of every table, which the audit trigger refuses.
+
+    Only the test harness's flush switches the trigger off, and back on in the same
+    transaction; the product never does.
+    """
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        if "audit_auditevent" not in tables:
+            return statements
+        return [
+            "ALTER TABLE audit_auditevent DISABLE TRIGGER USER",
+            *statements,
+            "ALTER TABLE audit_auditevent ENABLE TRIGGER USER",
+        ]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original
+
+
+def _user(username: str, *groups: str, **extra) -> User:
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-" + username, **extra)
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    """A reviewer in the default approvers group."""
+    return _user("alice", "reviewers")
+
+
+@pytest.fixture
+def bob(db):
+    """A second reviewer in the default approvers group."""
+    return _user("bob", "reviewers")
+
+
+@pytest.fixture
+def charlie(db):
+    """An outsider: a user with no role."""
+    return _user("charlie")
+
+
+@pytest.fixture
+def make_user(db):
+    return _user
+
+
+@pytest.fixture
+def agent(db) -> ServiceAccount:
+    account, _token = service_account_create(name="agent")
+    return account
+
+
+_keys = itertools.count()
+
+
+def gate_body(**overrides) -> dict:
+    """A valid gate request; keyword overrides replace top-level or dotted keys."""
+    body = {
+        "idempotency_key": f"key-{next(_keys)}",
+        "execution": {"thread_id": "onboard-42", "workflow": "hr-onboarding"},
+        "step": {"index": 3, "name": "set_privileges"},
+        "action": {
+            "tool": "iam.grant",
+            "args": {"user": "new.hire", "role": "admin"},
+            "side_effect": "not_started",
+        },
+        "context": [
+            {"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-22T09:00:00Z"}
+        ],
+        "risk": {"score": 0.7, "labels": ["privilege"]},
+    }
+    for dotted, value in overrides.items():
+        target = body
+        *parents, last = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return body
+
+
+@pytest.fixture
+def gate(agent):
+    """Run a gate check for the agent service account; returns the API response."""
+
+    def run(account=None, **overrides):
+        body = gate_body(**overrides)
+        return gate_check(
+            service_account=account or agent,
+            request=parse_gate_request(copy.deepcopy(body)),
+            body=body,
+        )
+
+    return run
