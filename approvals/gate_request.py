@@ -172,6 +172,8 @@ def _risk(errors: _Errors, value: Any) -> tuple[float | None, tuple[str, ...]]:
 
 def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
     """Validate a decoded JSON body; raise ValidationFailed listing every problem."""
+    if not isinstance(body, dict):
+        raise ValidationFailed.of([{"field": "body", "message": "must be a JSON object"}])
     problems = json_problems(body)
     if problems:
         raise ValidationFailed.of(problems)

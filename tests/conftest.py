@@ -37,6 +37,12 @@ def _flush_past_append_only_audit():
     DatabaseOperations.sql_flush = original
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The production hasher is slow on purpose; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _user(username: str, *groups: str, **extra) -> User:
     user = User.objects.create_user(username, f"{username}@example.com", "pw-" + username, **extra)
     for name in groups:
@@ -114,3 +120,28 @@ def gate(agent):
         )
 
     return run
+
+
+@pytest.fixture
+def policy(db):
+    """Save a policy through the service; keyword arguments are its document."""
+    from approvals.services.policies import policy_save
+
+    def make(name="p", effect="require_approval", **document):
+        saved, _ = policy_save(document={"name": name, "effect": effect, **document}, actor="test")
+        return saved
+
+    return make
+
+
+@pytest.fixture
+def packet_for(gate):
+    """Gate a step that needs approval and return its PausePacket."""
+    from approvals.models import PausePacket
+
+    def make(**overrides):
+        response = gate(**overrides)
+        assert response["decision"] == "require_approval", response
+        return PausePacket.objects.select_related("execution").get(id=response["approval"]["id"])
+
+    return make

@@ -32,7 +32,7 @@ def _actor(user) -> str:
     return f"user:{user.get_username()}"
 
 
-def _locked_packet(packet_id, user, *, need_resume: bool = True) -> PausePacket:
+def _locked_packet(packet_id, user, *, closed_error=AlreadyDecided) -> PausePacket:
     packet = (
         PausePacket.objects.select_for_update(of=("self",))
         .select_related("execution")
@@ -41,10 +41,10 @@ def _locked_packet(packet_id, user, *, need_resume: bool = True) -> PausePacket:
     )
     if packet is None or not can_view(user, packet):
         raise NotFound("no such approval")
-    if need_resume and not can_resume(user, packet):
+    if not can_resume(user, packet):
         raise ActionRefused("you may view this approval but hold no authority to decide it")
     if not packet.is_open:
-        raise AlreadyDecided(already_decided_message(packet), details={"status": packet.status})
+        raise closed_error(already_decided_message(packet), details={"status": packet.status})
     return packet
 
 
@@ -292,9 +292,9 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
             raise NotFound("no such approval")
         # Execution before packet: the lock order every owner change uses.
         execution = Execution.objects.select_for_update().get(id=execution_id)
-        packet = _locked_packet(packet_id, user)
-        if packet.execution.owner != execution.owner:
-            packet.execution = execution
+        # DESIGN section 4: taking over a closed packet is invalid_state, not already_decided.
+        packet = _locked_packet(packet_id, user, closed_error=InvalidState)
+        packet.execution = execution
         guarded = guard(_facts(packet))
         if guarded is Outcome.EXPIRED:
             return _apply_guard(packet, guarded, user)

@@ -1,0 +1,156 @@
+"""Approving: authority, four-eyes, quorum, edits, and the branch table's rows."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from approvals.branch_table import Outcome
+from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound
+from approvals.models import PausePacket
+from approvals.services.executions import step_record_outcome
+from approvals.services.review import packet_approve
+from audit.models import AuditEvent
+
+
+def test_one_approval_resumes_a_single_approval_packet(packet_for, alice):
+    packet = packet_for()
+    result = packet_approve(packet_id=packet.id, user=alice, comment="looks right")
+    assert result.outcome is Outcome.RESUME
+    packet.refresh_from_db()
+    assert (packet.status, packet.branch, packet.decision) == ("approved", "resume", "allow")
+    assert packet.decided_by == ["alice"] and packet.comment == "looks right"
+    assert list(AuditEvent.objects.filter(packet_id=packet.id).values_list("kind", flat=True)) == [
+        "packet.created", "packet.voted", "packet.approved",
+    ]
+
+
+def test_quorum_counts_distinct_users(packet_for, policy, alice, bob):
+    policy("two", required_approvals=2)
+    packet = packet_for()
+    assert packet_approve(packet_id=packet.id, user=alice).outcome is Outcome.VOTE_RECORDED
+    with pytest.raises(ActionRefused, match="already approved"):
+        packet_approve(packet_id=packet.id, user=alice)
+    assert packet_approve(packet_id=packet.id, user=bob).outcome is Outcome.RESUME
+    packet.refresh_from_db()
+    assert packet.decided_by == ["alice", "bob"]
+
+
+def test_four_eyes_refuses_the_requester(packet_for, make_user):
+    dana = make_user("dana", "reviewers")
+    packet = packet_for(execution__on_behalf_of="dana")
+    with pytest.raises(ActionRefused, match="four-eyes"):
+        packet_approve(packet_id=packet.id, user=dana)
+    assert PausePacket.objects.get(id=packet.id).status == "pending"
+
+
+def test_four_eyes_binds_superusers_too(packet_for, make_user):
+    root = make_user("root", is_superuser=True, is_staff=True)
+    packet = packet_for(execution__on_behalf_of="root")
+    with pytest.raises(ActionRefused):
+        packet_approve(packet_id=packet.id, user=root)
+
+
+def test_a_policy_may_allow_self_approval(packet_for, policy, make_user):
+    policy("self-ok", forbid_self_approval=False)
+    dana = make_user("dana", "reviewers")
+    packet = packet_for(execution__on_behalf_of="dana")
+    assert packet_approve(packet_id=packet.id, user=dana).outcome is Outcome.RESUME
+
+
+def test_an_outsider_gets_not_found(packet_for, charlie):
+    packet = packet_for()
+    with pytest.raises(NotFound):
+        packet_approve(packet_id=packet.id, user=charlie)
+
+
+def test_view_without_resume_authority_is_refused(packet_for, make_user):
+    from approvals.models import PausePacketUserObjectPermission
+    from django.contrib.auth.models import Permission
+
+    viewer = make_user("vic")
+    packet = packet_for()
+    PausePacketUserObjectPermission.objects.create(
+        user=viewer, content_object=packet, permission=Permission.objects.get(codename="view_pausepacket")
+    )
+    with pytest.raises(ActionRefused, match="no authority"):
+        packet_approve(packet_id=packet.id, user=viewer)
+
+
+def test_approving_after_the_deadline_expires_the_packet(packet_for, alice):
+    packet = packet_for()
+    past = timezone.now() - timedelta(seconds=1)
+    PausePacket.objects.filter(id=packet.id).update(created_at=past - timedelta(hours=1), expires_at=past)
+    result = packet_approve(packet_id=packet.id, user=alice)
+    assert result.outcome is Outcome.EXPIRED
+    packet.refresh_from_db()
+    assert (packet.status, packet.decision, packet.decided_by) == ("expired", "block", [])
+    assert not packet.votes.exists()
+
+
+def test_approving_after_an_owner_change_terminates(packet_for, alice):
+    packet = packet_for()
+    packet.execution.owner = "someone-else"
+    packet.execution.save()
+    result = packet_approve(packet_id=packet.id, user=alice)
+    assert result.outcome is Outcome.TERMINATE
+    packet.refresh_from_db()
+    assert (packet.status, packet.branch, packet.decision) == ("terminated", "terminate", "block")
+    assert "someone-else" in result.message
+
+
+def test_approving_with_an_indeterminate_side_effect_goes_to_reconcile(packet_for, agent, alice):
+    packet = packet_for()
+    step_record_outcome(service_account=agent, thread_id="onboard-42", step_index=3,
+                        side_effect="indeterminate", detail={})
+    result = packet_approve(packet_id=packet.id, user=alice)
+    assert result.outcome is Outcome.RECONCILE
+    packet.refresh_from_db()
+    assert (packet.status, packet.branch, packet.decision) == ("reconciling", "reconcile", None)
+    assert not packet.votes.exists()
+
+
+def test_approving_stale_context_sends_it_back_to_re_review(packet_for, alice):
+    packet = packet_for()
+    PausePacket.objects.filter(id=packet.id).update(fresh_until=timezone.now() - timedelta(seconds=1))
+    result = packet_approve(packet_id=packet.id, user=alice)
+    assert result.outcome is Outcome.RE_REVIEW
+    packet.refresh_from_db()
+    assert (packet.status, packet.branch) == ("re_review", "re_review")
+    with pytest.raises(InvalidState, match="stale"):
+        packet_approve(packet_id=packet.id, user=alice)
+
+
+def test_a_late_approval_is_told_who_decided(packet_for, alice, bob):
+    packet = packet_for()
+    packet_approve(packet_id=packet.id, user=alice)
+    with pytest.raises(AlreadyDecided, match="by alice"):
+        packet_approve(packet_id=packet.id, user=bob)
+
+
+def test_edited_args_are_approved_and_recorded_with_a_diff(packet_for, policy, alice):
+    policy("editable", allow_edit=True)
+    packet = packet_for()
+    result = packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "new.hire", "role": "viewer"})
+    assert result.outcome is Outcome.RESUME
+    packet.refresh_from_db()
+    assert packet.args == {"user": "new.hire", "role": "admin"}
+    assert packet.effective_args == {"user": "new.hire", "role": "viewer"}
+    edited = AuditEvent.objects.get(kind="packet.edited")
+    assert edited.data["diff"]["changed"] == {"role": {"from": "admin", "to": "viewer"}}
+
+
+def test_an_edit_clears_earlier_votes(packet_for, policy, alice, bob):
+    policy("editable-2", allow_edit=True, required_approvals=2)
+    packet = packet_for()
+    packet_approve(packet_id=packet.id, user=alice)
+    result = packet_approve(packet_id=packet.id, user=bob, edited_args={"user": "x"})
+    assert result.outcome is Outcome.VOTE_RECORDED
+    assert packet_approve(packet_id=packet.id, user=alice).outcome is Outcome.RESUME
+
+
+def test_edits_are_refused_unless_the_policy_allows_them(packet_for, alice):
+    packet = packet_for()
+    with pytest.raises(ActionRefused, match="does not allow editing"):
+        packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "x"})
+    assert PausePacket.objects.get(id=packet.id).status == "pending"

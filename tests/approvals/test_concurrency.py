@@ -1,0 +1,159 @@
+"""Racing actions on one packet give exactly one outcome, and the record agrees.
+
+Each thread has its own PostgreSQL connection and real transactions; a barrier releases them
+together so the row lock, not luck, decides.
+"""
+
+import copy
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from approvals.errors import AlreadyDecided, GatekeeperError
+from approvals.gate_request import parse_gate_request
+from approvals.models import GateCheck, PausePacket
+from approvals.services.expiry import packets_expire_overdue
+from approvals.services.gate import gate_check
+from approvals.services.review import packet_approve, packet_reject, packet_take_over
+from audit.models import AuditEvent
+from tests.conftest import gate_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+THREADS = 24
+CLOSING_KINDS = ["packet.approved", "packet.rejected", "packet.expired", "packet.terminated"]
+
+
+def race(actions):
+    """Run callables at the same moment in their own threads; returns what each returned or raised."""
+    barrier = threading.Barrier(len(actions))
+    results = [None] * len(actions)
+
+    def run(position, action):
+        try:
+            barrier.wait()
+            results[position] = action()
+        except Exception as error:  # noqa: BLE001 - the test inspects every failure
+            results[position] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.fixture
+def reviewers(make_user):
+    return [make_user(f"reviewer{n}", "reviewers") for n in range(THREADS)]
+
+
+def unexpected(results):
+    return [r for r in results if isinstance(r, Exception) and not isinstance(r, GatekeeperError)]
+
+
+def test_racing_approvals_give_one_approval(packet_for, reviewers):
+    packet = packet_for()
+    results = race([lambda u=u: packet_approve(packet_id=packet.id, user=u) for u in reviewers])
+    assert unexpected(results) == []
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 1
+    assert sum(isinstance(r, AlreadyDecided) for r in results) == THREADS - 1
+    packet.refresh_from_db()
+    assert packet.status == "approved" and len(packet.decided_by) == 1
+    assert packet.votes.count() == 1
+    assert AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS).count() == 1
+
+
+def test_racing_approvals_on_a_quorum_of_two_stop_at_two_votes(packet_for, policy, reviewers):
+    policy("two", required_approvals=2)
+    packet = packet_for()
+    results = race([lambda u=u: packet_approve(packet_id=packet.id, user=u) for u in reviewers])
+    assert unexpected(results) == []
+    packet.refresh_from_db()
+    assert packet.status == "approved"
+    assert len(packet.decided_by) == 2 and packet.votes.count() == 2
+    assert AuditEvent.objects.filter(packet_id=packet.id, kind="packet.voted").count() == 2
+
+
+def test_approve_against_reject_gives_exactly_one_outcome(packet_for, reviewers):
+    packet = packet_for()
+    actions = [
+        (lambda u=u: packet_approve(packet_id=packet.id, user=u)) if n % 2 else
+        (lambda u=u: packet_reject(packet_id=packet.id, user=u))
+        for n, u in enumerate(reviewers)
+    ]
+    results = race(actions)
+    assert unexpected(results) == []
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    packet.refresh_from_db()
+    closing = list(AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS))
+    assert len(closing) == 1
+    assert closing[0].kind == f"packet.{packet.status}"
+    assert packet.decided_by == closing[0].data["decided_by"]
+
+
+def test_approve_against_the_expiry_sweep_gives_exactly_one_outcome(packet_for, reviewers):
+    for round_ in range(3):
+        packet = packet_for(step__index=round_)
+        deadline = timezone.now() + timedelta(milliseconds=50)
+        PausePacket.objects.filter(id=packet.id).update(expires_at=deadline)
+        sweepers = [lambda: packets_expire_overdue(now=deadline + timedelta(seconds=1))] * 4
+        approvals = [lambda u=u: packet_approve(packet_id=packet.id, user=u) for u in reviewers[:20]]
+        results = race(sweepers + approvals)
+        assert unexpected(results) == []
+        packet.refresh_from_db()
+        assert packet.status in ("approved", "expired")
+        closing = AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS)
+        assert [e.kind for e in closing] == [f"packet.{packet.status}"]
+        if packet.status == "expired":
+            assert packet.decision == "block" and not packet.votes.exists()
+
+
+def test_take_over_against_approvals_gives_one_outcome(packet_for, reviewers):
+    packet = packet_for()
+    actions = [lambda u=u: packet_approve(packet_id=packet.id, user=u) for u in reviewers[1:]]
+    actions.insert(THREADS // 2, lambda: packet_take_over(packet_id=packet.id, user=reviewers[0]))
+    results = race(actions)
+    assert unexpected(results) == []
+    packet.refresh_from_db()
+    assert packet.status in ("approved", "terminated")
+    assert AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS).count() == 1
+
+
+def test_ten_identical_gate_checks_make_one_packet_and_ten_equal_answers(agent):
+    body = gate_body(idempotency_key="same-key")
+    results = race(
+        [
+            lambda: gate_check(service_account=agent, request=parse_gate_request(copy.deepcopy(body)), body=body)
+            for _ in range(10)
+        ]
+    )
+    assert unexpected(results) == [] and not any(isinstance(r, Exception) for r in results)
+    assert all(r == results[0] for r in results)
+    assert GateCheck.objects.count() == 1 and PausePacket.objects.count() == 1
+
+
+def test_concurrent_gate_checks_of_many_steps_keep_one_execution_and_an_unbroken_chain(agent):
+    results = race(
+        [
+            lambda n=n: gate_check(
+                service_account=agent,
+                request=parse_gate_request(gate_body(idempotency_key=f"s{n}", step__index=n)),
+                body=gate_body(idempotency_key=f"s{n}", step__index=n),
+            )
+            for n in range(THREADS)
+        ]
+    )
+    assert unexpected(results) == []
+    assert PausePacket.objects.count() == THREADS
+    assert Counter(PausePacket.objects.values_list("execution_id", flat=True)).most_common(1)[0][1] == THREADS
+    events = list(AuditEvent.objects.order_by("id"))
+    for previous, current in zip(events, events[1:], strict=False):
+        assert current.prev_hash == previous.hash

@@ -1,0 +1,145 @@
+"""The gate check service: decisions, packets, authority grants, idempotency, audit."""
+
+import pytest
+
+from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
+from approvals.models import Execution, GateCheck, PausePacket
+from approvals.permissions import can_resume, can_view
+from approvals.snapshot import snapshot_hash
+from audit.models import AuditEvent
+
+
+def test_a_matching_allow_policy_answers_allow_without_a_packet(gate, policy):
+    policy("reads", effect="allow", priority=1, match={"tool": "iam.*"})
+    response = gate()
+    assert response["decision"] == "allow"
+    assert response["policy"] == {"name": "reads", "version": 1}
+    assert response["approval"] is None
+    assert not PausePacket.objects.exists()
+    assert GateCheck.objects.get().decision == "allow"
+
+
+def test_a_block_policy_answers_block(gate, policy):
+    policy("no-iam", effect="block", match={"tool": "iam.*"})
+    assert gate()["decision"] == "block"
+
+
+def test_require_approval_makes_a_packet_with_the_whole_pause_packet(gate, policy, alice):
+    policy("privileged-iam", match={"workflow": "hr-*"}, approvers="it-approvers",
+           required_approvals=2, fresh_for_seconds=600, expires_after_seconds=7200)
+    response = gate(execution__on_behalf_of="dana")
+    packet = PausePacket.objects.get(id=response["approval"]["id"])
+    assert packet.status == "pending" and packet.decision is None
+    assert (packet.tool, packet.args) == ("iam.grant", {"user": "new.hire", "role": "admin"})
+    assert packet.context[0]["name"] == "employee_record"
+    assert packet.owner == "it-approvers" == packet.execution.owner
+    assert packet.workflow == "hr-onboarding"
+    assert (packet.policy_name, packet.policy_version) == ("privileged-iam", 1)
+    assert packet.required_approvals == 2 and packet.on_behalf_of == "dana"
+    assert (packet.fresh_until - packet.created_at).total_seconds() == 600
+    assert (packet.expires_at - packet.created_at).total_seconds() == 7200
+    assert packet.remind_before_seconds == 1800  # a quarter of the expiry window
+    assert packet.snapshot_hash == snapshot_hash(
+        tool="iam.grant", args=packet.args, context=packet.context,
+        policy_name="privileged-iam", policy_version=1,
+    )
+    assert response["approval"]["status"] == "pending"
+    assert response["approval"]["url"].endswith(f"/approvals/{packet.id}/")
+
+
+def test_no_matching_policy_fails_closed_to_the_default_approvers(gate, alice, charlie):
+    response = gate()
+    packet = PausePacket.objects.get(id=response["approval"]["id"])
+    assert packet.approvers == "reviewers"
+    assert can_view(alice, packet) and can_resume(alice, packet)
+    assert not can_view(charlie, packet)
+
+
+def test_the_owner_group_and_approvers_both_hold_authority(gate, make_user):
+    owner = make_user("olivia", "hr-owners")
+    approver = make_user("rita", "reviewers")
+    packet = PausePacket.objects.get(id=gate(execution__owner="hr-owners")["approval"]["id"])
+    assert can_resume(owner, packet) and can_resume(approver, packet)
+
+
+def test_a_user_owner_holds_authority_on_its_packets(gate, make_user):
+    owner = make_user("uma")
+    packet = PausePacket.objects.get(id=gate(execution__owner="user:uma")["approval"]["id"])
+    assert can_resume(owner, packet)
+
+
+def test_the_same_key_and_body_replays_the_first_response(agent, gate):
+    from approvals.gate_request import parse_gate_request
+    from approvals.services.gate import gate_check
+    from tests.conftest import gate_body
+
+    body = gate_body(idempotency_key="same")
+    first = gate_check(service_account=agent, request=parse_gate_request(body), body=body)
+    again = gate_check(service_account=agent, request=parse_gate_request(body), body=body)
+    assert first == again
+    assert GateCheck.objects.count() == 1 and PausePacket.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_a_conflict(gate):
+    gate(idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        gate(idempotency_key="k", step__index=4)
+    assert GateCheck.objects.count() == 1
+
+
+def test_keys_are_scoped_to_the_service_account(gate):
+    from approvals.services.service_accounts import service_account_create
+
+    other, _ = service_account_create(name="other")
+    gate(idempotency_key="k")
+    gate(other, idempotency_key="k")
+    assert GateCheck.objects.count() == 2
+
+
+def test_an_execution_keeps_its_first_workflow(gate):
+    gate()
+    with pytest.raises(InvalidState):
+        gate(execution__workflow="payments", step__index=4)
+    assert Execution.objects.get().workflow == "hr-onboarding"
+
+
+def test_an_unknown_parent_is_a_validation_error_and_nothing_is_written(gate):
+    with pytest.raises(ValidationFailed):
+        gate(execution__parent_thread_id="nope")
+    assert not GateCheck.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_a_sub_agent_execution_links_to_its_parent(gate, policy):
+    policy("all", effect="allow")
+    gate()
+    gate(execution__thread_id="sub-1", execution__parent_thread_id="onboard-42")
+    assert Execution.objects.get(thread_id="sub-1").parent.thread_id == "onboard-42"
+
+
+def test_asking_again_for_the_same_open_step_returns_its_packet(gate):
+    first = gate()["approval"]["id"]
+    assert gate()["approval"]["id"] == first
+    assert PausePacket.objects.count() == 1
+
+
+def test_asking_for_another_action_on_an_open_step_is_refused(gate):
+    gate()
+    with pytest.raises(InvalidState):
+        gate(action__args={"user": "someone.else"})
+
+
+@pytest.mark.parametrize("side_effect", ["landed", "indeterminate"])
+def test_a_write_that_may_have_happened_is_never_allowed(gate, policy, side_effect):
+    policy("everything", effect="allow")
+    response = gate(action__side_effect=side_effect)
+    assert response["decision"] == "require_approval"
+    assert PausePacket.objects.get().side_effect == side_effect
+
+
+def test_each_gate_check_is_recorded_with_its_packet(gate, agent):
+    response = gate()
+    kinds = list(AuditEvent.objects.values_list("kind", "actor"))
+    assert kinds == [("gate.checked", "service:agent"), ("packet.created", "service:agent")]
+    checked = AuditEvent.objects.get(kind="gate.checked")
+    assert checked.data["check_id"] == response["check_id"]
+    assert checked.data["decision"] == "require_approval"
