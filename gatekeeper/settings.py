@@ -106,19 +106,22 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 
 # The environment speaks Django's familiar EMAIL_* names; Django 6.1 reads them as MAILERS.
+# Every variable is parsed whichever backend is chosen, so a typo fails even when unused yet.
 _email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+_email_file_path = env_str("EMAIL_FILE_PATH") or str(DATA_DIR / "mail")
+_smtp_options = {
+    "host": env_str("EMAIL_HOST", "localhost"),
+    "port": env_int("EMAIL_PORT", 25, maximum=65535),
+    "username": env_str("EMAIL_HOST_USER", ""),
+    "password": env_str("EMAIL_HOST_PASSWORD", ""),
+    "use_tls": env_bool("EMAIL_USE_TLS", False),
+    "use_ssl": env_bool("EMAIL_USE_SSL", False),
+    "timeout": env_int("EMAIL_TIMEOUT", 30, minimum=1),
+}
 if _email_backend.endswith("filebased.EmailBackend"):
-    _email_options = {"file_path": env_str("EMAIL_FILE_PATH") or str(DATA_DIR / "mail")}
+    _email_options = {"file_path": _email_file_path}
 elif _email_backend.endswith("smtp.EmailBackend"):
-    _email_options = {
-        "host": env_str("EMAIL_HOST", "localhost"),
-        "port": env_int("EMAIL_PORT", 25, maximum=65535),
-        "username": env_str("EMAIL_HOST_USER", ""),
-        "password": env_str("EMAIL_HOST_PASSWORD", ""),
-        "use_tls": env_bool("EMAIL_USE_TLS", False),
-        "use_ssl": env_bool("EMAIL_USE_SSL", False),
-        "timeout": env_int("EMAIL_TIMEOUT", 30, minimum=1),
-    }
+    _email_options = _smtp_options
 else:
     _email_options = {}
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
