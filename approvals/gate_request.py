@@ -18,9 +18,7 @@ MAX_INDEX = 2**31 - 1
 MAX_DEPTH = 32
 SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
 # RFC 3339 date-time: a zone is mandatory (Z or an offset).
-RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 @dataclass(frozen=True)
@@ -140,9 +138,7 @@ def parse_context(errors: _Errors, value: Any, field: str = "context") -> tuple[
         if "value" not in item:
             errors.add(f"{where}.value", "is required")
             continue
-        items.append(
-            ContextInput(name=name, value=item["value"], observed_at=observed.isoformat())
-        )
+        items.append(ContextInput(name=name, value=item["value"], observed_at=observed.isoformat()))
     return tuple(items)
 
 
@@ -213,7 +209,11 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         owner=_text(errors, execution.get("owner"), "execution.owner", required=False),
         parent_thread_id=parent,
         on_behalf_of=_text(
-            errors, execution.get("on_behalf_of"), "execution.on_behalf_of", required=False, max_length=150
+            errors,
+            execution.get("on_behalf_of"),
+            "execution.on_behalf_of",
+            required=False,
+            max_length=150,
         ),
         step_index=index,
         step_name=_text(errors, step.get("name"), "step.name", required=False),

@@ -23,7 +23,9 @@ class ServiceAccount(models.Model):
     """An orchestrator's identity for the API. The token is shown once and stored hashed."""
 
     name = models.SlugField(max_length=100, unique=True)
-    token_prefix = models.CharField(max_length=16, help_text="First characters, to tell tokens apart")
+    token_prefix = models.CharField(
+        max_length=16, help_text="First characters, to tell tokens apart"
+    )
     token_hash = models.CharField(max_length=64, unique=True)
     callback_url = models.URLField(blank=True)
     webhook_secret = models.CharField(max_length=100, blank=True)
@@ -213,8 +215,9 @@ class PausePacket(models.Model):
     snapshot_hash = models.CharField(max_length=64)
     # The outcome.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    branch = models.CharField(max_length=20, choices=Branch.choices, null=True, blank=True)
-    decision = models.CharField(max_length=20, choices=Decision.choices, null=True, blank=True)
+    # null, not "": DESIGN section 4 gives branch and decision as JSON null until they are set.
+    branch = models.CharField(max_length=20, choices=Branch.choices, null=True, blank=True)  # noqa: DJ001
+    decision = models.CharField(max_length=20, choices=Decision.choices, null=True, blank=True)  # noqa: DJ001
     decided_by = models.JSONField(default=list, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
@@ -235,7 +238,8 @@ class PausePacket(models.Model):
                 name="packet_one_open_per_step",
             ),
             models.CheckConstraint(
-                condition=Q(expires_at__gte=models.F("created_at")), name="packet_expiry_after_creation"
+                condition=Q(expires_at__gte=models.F("created_at")),
+                name="packet_expiry_after_creation",
             ),
         ]
         indexes = [

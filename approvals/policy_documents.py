@@ -53,7 +53,9 @@ def _positive_int(value: Any, *, minimum: int = 1) -> bool:
 def match_problems(match: Any) -> list[tuple[str, str]]:
     if not isinstance(match, dict):
         return [("match", "must be an object")]
-    problems = [(f"match.{key}", "is not a known match key") for key in sorted(set(match) - MATCH_KEYS)]
+    problems = [
+        (f"match.{key}", "is not a known match key") for key in sorted(set(match) - MATCH_KEYS)
+    ]
     for key in ("workflow", "tool"):
         if key in match and (problem := glob_problem(match[key])):
             problems.append((f"match.{key}", problem))
@@ -130,9 +132,9 @@ def policy_problems(document: Any) -> list[tuple[str, str]]:
         value = document.get(key)
         if value is not None and not _positive_int(value, minimum=minimum):
             problems.append((key, f"must be a whole number of at least {minimum}"))
-    if "required_approvals" in document and _positive_int(document["required_approvals"]):
-        if document["required_approvals"] > 100:
-            problems.append(("required_approvals", "must be at most 100"))
+    required = document.get("required_approvals")
+    if required is not None and _positive_int(required) and required > 100:
+        problems.append(("required_approvals", "must be at most 100"))
     problems.extend(match_problems(document.get("match", {})))
     return problems
 
@@ -140,7 +142,9 @@ def policy_problems(document: Any) -> list[tuple[str, str]]:
 def policy_file_problems(documents: Any) -> list[dict]:
     """Every problem in a policy file, each naming its entry (by name, or position) and field."""
     if not isinstance(documents, list):
-        return [{"entry": None, "field": None, "message": "a policy file is a JSON list of policies"}]
+        return [
+            {"entry": None, "field": None, "message": "a policy file is a JSON list of policies"}
+        ]
     found = []
     seen: dict[str, int] = {}
     for position, document in enumerate(documents):

@@ -63,7 +63,7 @@ def _is_number(value: Any) -> bool:
 
 
 def condition_holds(actual: Any, op: str, expected: Any) -> bool:
-    """One condition; a missing value or a type mismatch never holds (only `exists` sees absence)."""
+    """One condition. A missing value or a type mismatch never holds; only `exists` sees absence."""
     if op == "exists":
         return (actual is not _MISSING) == (expected if isinstance(expected, bool) else True)
     if actual is _MISSING:
@@ -83,7 +83,9 @@ def condition_holds(actual: Any, op: str, expected: Any) -> bool:
             "lte": actual <= expected,
         }[op]
     if op == "in":
-        return isinstance(expected, list) and any(condition_holds(actual, "eq", v) for v in expected)
+        return isinstance(expected, list) and any(
+            condition_holds(actual, "eq", v) for v in expected
+        )
     if op == "contains":
         if isinstance(actual, list):
             return any(condition_holds(item, "eq", expected) for item in actual)
@@ -93,7 +95,11 @@ def condition_holds(actual: Any, op: str, expected: Any) -> bool:
             return expected in actual
         return False
     if op == "glob":
-        return isinstance(actual, str) and isinstance(expected, str) and fnmatch.fnmatchcase(actual, expected)
+        return (
+            isinstance(actual, str)
+            and isinstance(expected, str)
+            and fnmatch.fnmatchcase(actual, expected)
+        )
     raise ValueError(f"unknown op {op!r}")
 
 
@@ -116,9 +122,9 @@ def mismatches(match: dict, facts: GateFacts) -> list[str]:
         actual = resolve_path(facts.args, condition["path"])
         if not condition_holds(actual, condition["op"], condition.get("value")):
             shown = "missing" if actual is _MISSING else repr(actual)
-            reasons.append(
-                f"args.{condition['path']} ({shown}) fails {condition['op']} {condition.get('value')!r}"
-            )
+            expected = condition.get("value")
+            path, op = condition["path"], condition["op"]
+            reasons.append(f"args.{path} ({shown}) fails {op} {expected!r}")
     return reasons
 
 
@@ -146,7 +152,9 @@ def evaluate(rules: Sequence[Rule], facts: GateFacts, *, default_decision: str) 
         reason = f"no policy matched; default decision {default_decision}"
     else:
         decision = chosen.effect
-        reason = f"policy {chosen.name} v{chosen.version} (priority {chosen.priority}): {chosen.effect}"
+        reason = (
+            f"policy {chosen.name} v{chosen.version} (priority {chosen.priority}): {chosen.effect}"
+        )
     if facts.side_effect in UNSETTLED_SIDE_EFFECTS:
         reason = (
             f"side effect is {facts.side_effect}: a human must reconcile before anything runs "

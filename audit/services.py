@@ -80,10 +80,20 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     return AuditEvent.objects.bulk_create(rows)
 
 
-def record_event(kind: str, *, actor: str, data: dict | None = None, execution_id=None, packet_id=None) -> AuditEvent:
+def record_event(
+    kind: str, *, actor: str, data: dict | None = None, execution_id=None, packet_id=None
+) -> AuditEvent:
     """Append one event; see record_events."""
     return record_events(
-        [Event(kind=kind, actor=actor, data=data or {}, execution_id=execution_id, packet_id=packet_id)]
+        [
+            Event(
+                kind=kind,
+                actor=actor,
+                data=data or {},
+                execution_id=execution_id,
+                packet_id=packet_id,
+            )
+        ]
     )[0]
 
 

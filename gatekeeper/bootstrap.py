@@ -117,7 +117,9 @@ def run_tests(args):
     if not env.get("DATABASE_URL") and _port_answers("127.0.0.1", 5432):
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/gatekeeper"
     env.setdefault("DEBUG", "true")
-    code = subprocess.run([VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env).returncode
+    code = subprocess.run(
+        [VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env
+    ).returncode
     return code
 
 

@@ -7,6 +7,7 @@ through postmaster.pid and connects in milliseconds. As root it runs the server 
 system user, as PostgreSQL refuses to run as root.
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,10 +28,9 @@ def database_url(data_dir: Path) -> str:
             "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
         ).fetchone()
         if not exists:
-            try:
+            # Another process (web or worker) may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process (web or worker) created it first
     return server.get_uri(DATABASE_NAME)
 
 

@@ -72,7 +72,9 @@ def parse_database_url(name: str, url: str) -> dict:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(f"{name} must be a postgres:// URL; PostgreSQL is the only database")
+        raise ImproperlyConfigured(
+            f"{name} must be a postgres:// URL; PostgreSQL is the only database"
+        )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     db_name = unquote(parts.path.lstrip("/"))
     if not db_name:

@@ -21,7 +21,9 @@ OUTCOME_SIDE_EFFECT = {
 }
 
 
-def execution_for(service_account: ServiceAccount, thread_id: str, *, lock: bool = False) -> Execution:
+def execution_for(
+    service_account: ServiceAccount, thread_id: str, *, lock: bool = False
+) -> Execution:
     queryset = Execution.objects.filter(service_account=service_account, thread_id=thread_id)
     execution = (queryset.select_for_update() if lock else queryset).first()
     if execution is None:
@@ -30,7 +32,12 @@ def execution_for(service_account: ServiceAccount, thread_id: str, *, lock: bool
 
 
 def execution_change_owner_locked(
-    execution: Execution, *, owner: str, actor: str, reason: str = "", takeover_by: str | None = None
+    execution: Execution,
+    *,
+    owner: str,
+    actor: str,
+    reason: str = "",
+    takeover_by: str | None = None,
 ) -> list[PausePacket]:
     """Change the owner of a locked execution and terminate its open packets; returns them."""
     previous = execution.owner
@@ -38,10 +45,18 @@ def execution_change_owner_locked(
     execution.owner = owner
     execution.owner_changed_at = now
     execution.save(update_fields=["owner", "owner_changed_at"])
-    kind = AuditEvent.Kind.EXECUTION_TAKEN_OVER if takeover_by else AuditEvent.Kind.EXECUTION_OWNER_CHANGED
+    kind = (
+        AuditEvent.Kind.EXECUTION_TAKEN_OVER
+        if takeover_by
+        else AuditEvent.Kind.EXECUTION_OWNER_CHANGED
+    )
     events = [
-        Event(kind, actor=actor, execution_id=execution.id,
-              data={"from": previous, "to": owner, "reason": reason})
+        Event(
+            kind,
+            actor=actor,
+            execution_id=execution.id,
+            data={"from": previous, "to": owner, "reason": reason},
+        )
     ]
     terminated = list(
         PausePacket.objects.select_for_update()
@@ -53,9 +68,14 @@ def execution_change_owner_locked(
         why = f"taken over by {takeover_by}" if takeover_by else f"owner changed to {owner}"
         events.append(
             packet_close(
-                packet, status=PausePacket.Status.TERMINATED, branch=PausePacket.Branch.TERMINATE,
-                decision="block", decided_by=[takeover_by] if takeover_by else [],
-                actor=actor, now=now, data={"reason": why, "new_owner": owner},
+                packet,
+                status=PausePacket.Status.TERMINATED,
+                branch=PausePacket.Branch.TERMINATE,
+                decision="block",
+                decided_by=[takeover_by] if takeover_by else [],
+                actor=actor,
+                now=now,
+                data={"reason": why, "new_owner": owner},
             )
         )
     record_events(events)
@@ -76,7 +96,11 @@ def execution_change_owner(
 
 
 def step_record_outcome(
-    *, service_account: ServiceAccount, thread_id: str, step_index: int, side_effect: str,
+    *,
+    service_account: ServiceAccount,
+    thread_id: str,
+    step_index: int,
+    side_effect: str,
     detail: dict,
 ) -> dict:
     """Record what happened to a step's write; an outcome for an ungated step is kept as a gap."""
@@ -84,12 +108,18 @@ def step_record_outcome(
         execution = execution_for(service_account, thread_id)
         gated = GateCheck.objects.filter(execution=execution, step_index=step_index).exists()
         StepOutcome.objects.create(
-            execution=execution, step_index=step_index, side_effect=side_effect, detail=detail,
-            gated=gated, reported_by=service_account.actor,
+            execution=execution,
+            step_index=step_index,
+            side_effect=side_effect,
+            detail=detail,
+            gated=gated,
+            reported_by=service_account.actor,
         )
         packet = (
             PausePacket.objects.select_for_update()
-            .filter(execution=execution, step_index=step_index, status__in=PausePacket.OPEN_STATUSES)
+            .filter(
+                execution=execution, step_index=step_index, status__in=PausePacket.OPEN_STATUSES
+            )
             .first()
         )
         data = {"step": step_index, "side_effect": side_effect, "gated": gated, "detail": detail}
@@ -100,8 +130,11 @@ def step_record_outcome(
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.STEP_OUTCOME, actor=service_account.actor,
-                    execution_id=execution.id, packet_id=packet.id if packet else None, data=data,
+                    AuditEvent.Kind.STEP_OUTCOME,
+                    actor=service_account.actor,
+                    execution_id=execution.id,
+                    packet_id=packet.id if packet else None,
+                    data=data,
                 )
             ]
         )
@@ -133,8 +166,15 @@ def packet_refresh(
             raise AlreadyDecided(f"approval is {packet.status}", details={"status": packet.status})
         if now >= packet.expires_at:
             record_events(
-                [packet_close(packet, status=PausePacket.Status.EXPIRED, decision="block",
-                              actor="system", now=now)]
+                [
+                    packet_close(
+                        packet,
+                        status=PausePacket.Status.EXPIRED,
+                        decision="block",
+                        actor="system",
+                        now=now,
+                    )
+                ]
             )
             expired = True
         else:
@@ -153,7 +193,10 @@ def packet_refresh(
 
 def _supersede(packet, context, args, side_effect, service_account, now) -> PausePacket:
     close = packet_close(
-        packet, status=PausePacket.Status.SUPERSEDED, actor=service_account.actor, now=now,
+        packet,
+        status=PausePacket.Status.SUPERSEDED,
+        actor=service_account.actor,
+        now=now,
     )
     fresh = packet_open(
         execution=packet.execution,

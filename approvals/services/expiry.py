@@ -36,10 +36,16 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
                 rows = cursor.fetchall()
             record_events(
                 Event(
-                    AuditEvent.Kind.PACKET_EXPIRED, actor="system", execution_id=execution_id,
+                    AuditEvent.Kind.PACKET_EXPIRED,
+                    actor="system",
+                    execution_id=execution_id,
                     packet_id=packet_id,
-                    data={"status": PausePacket.Status.EXPIRED, "decision": "block",
-                          "expires_at": expires_at, "reason": "decision deadline passed"},
+                    data={
+                        "status": PausePacket.Status.EXPIRED,
+                        "decision": "block",
+                        "expires_at": expires_at,
+                        "reason": "decision deadline passed",
+                    },
                 )
                 for packet_id, execution_id, expires_at in rows
             )

@@ -38,7 +38,10 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
             if earlier.request_hash != request_hash:
                 raise IdempotencyConflict(
                     "this idempotency_key was used with a different request",
-                    details={"idempotency_key": request.idempotency_key, "check_id": str(earlier.id)},
+                    details={
+                        "idempotency_key": request.idempotency_key,
+                        "check_id": str(earlier.id),
+                    },
                 )
             return earlier.response
         return _decide(service_account, request, body, request_hash)
@@ -62,7 +65,9 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest) -> Exe
                 defaults={"workflow": request.workflow, "owner": request.owner, "parent": parent},
             )
     except IntegrityError:  # created by a concurrent request for another step
-        execution = Execution.objects.get(service_account=service_account, thread_id=request.thread_id)
+        execution = Execution.objects.get(
+            service_account=service_account, thread_id=request.thread_id
+        )
     if execution.workflow != request.workflow:
         raise InvalidState(
             f"execution {request.thread_id} runs workflow {execution.workflow!r}, "

@@ -41,7 +41,7 @@ def packet_open(
     actor: str,
     now: datetime | None = None,
 ) -> PausePacket:
-    """Make a pending packet, grant its reviewers access, and record it. Caller holds a transaction."""
+    """Make a pending packet, grant its reviewers access, record it (in the caller's transaction)."""
     now = now or timezone.now()
     packet = PausePacket.objects.create(
         execution=execution,
@@ -118,7 +118,7 @@ def packet_close(
     data: dict | None = None,
     now: datetime | None = None,
 ) -> Event:
-    """Set a locked packet's new status and outcome; returns its audit event for the caller to record.
+    """Set a locked packet's status and outcome; return the audit event for the caller to record.
 
     The caller has locked the row (select_for_update) or claimed it with a conditional update,
     which makes this the compare-and-set on the open status.

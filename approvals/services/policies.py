@@ -58,7 +58,9 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
         for key in ("priority", "enabled", "match", "effect"):
             setattr(policy, key, document[key])
         for key in SETTING_KEYS:
-            setattr(policy, key, document.get(key, "" if key in ("approvers", "escalate_to") else None))
+            setattr(
+                policy, key, document.get(key, "" if key in ("approvers", "escalate_to") else None)
+            )
         policy.save()
         PolicyVersion.objects.create(
             policy=policy, version=policy.version, document=document, changed_by=actor

@@ -71,7 +71,10 @@ def _apply_guard(packet: PausePacket, outcome: Outcome, user) -> ActionResult:
     if outcome is Outcome.EXPIRED:
         message = "the decision deadline passed: the approval expired and the step is blocked"
         event = packet_close(
-            packet, status=outcome.status, decision="block", actor="system",
+            packet,
+            status=outcome.status,
+            decision="block",
+            actor="system",
             data={"reason": message, "noticed_by": _actor(user)},
         )
     else:
@@ -80,8 +83,12 @@ def _apply_guard(packet: PausePacket, outcome: Outcome, user) -> ActionResult:
             "this branch is terminated and the step is blocked"
         )
         event = packet_close(
-            packet, status=outcome.status, branch=outcome.branch, decision="block",
-            actor="system", data={"reason": message, "new_owner": packet.execution.owner},
+            packet,
+            status=outcome.status,
+            branch=outcome.branch,
+            decision="block",
+            actor="system",
+            data={"reason": message, "new_owner": packet.execution.owner},
         )
     record_events([event])
     return ActionResult(packet, outcome, message)
@@ -131,8 +138,12 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             }[outcome]
             events.append(
                 packet_close(
-                    packet, status=outcome.status, branch=outcome.branch, actor=_actor(user),
-                    comment=comment, data={"reason": message},
+                    packet,
+                    status=outcome.status,
+                    branch=outcome.branch,
+                    actor=_actor(user),
+                    comment=comment,
+                    data={"reason": message},
                 )
             )
             record_events(events)
@@ -145,10 +156,16 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         voters.append(user.get_username())
         events.append(
             Event(
-                AuditEvent.Kind.PACKET_VOTED, actor=_actor(user), execution_id=packet.execution_id,
+                AuditEvent.Kind.PACKET_VOTED,
+                actor=_actor(user),
+                execution_id=packet.execution_id,
                 packet_id=packet.id,
-                data={"votes": len(voters), "required": packet.required_approvals,
-                      "comment": comment, "snapshot_hash": packet.snapshot_hash},
+                data={
+                    "votes": len(voters),
+                    "required": packet.required_approvals,
+                    "comment": comment,
+                    "snapshot_hash": packet.snapshot_hash,
+                },
             )
         )
         if outcome is Outcome.RESUME:
@@ -157,9 +174,14 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             )
             events.append(
                 packet_close(
-                    packet, status=outcome.status, branch=outcome.branch,
-                    decision=outcome.decision, decided_by=voters, actor=_actor(user),
-                    comment=comment, data={"args": packet.effective_args},
+                    packet,
+                    status=outcome.status,
+                    branch=outcome.branch,
+                    decision=outcome.decision,
+                    decided_by=voters,
+                    actor=_actor(user),
+                    comment=comment,
+                    data={"args": packet.effective_args},
                 )
             )
         else:
@@ -176,15 +198,24 @@ def _edit(packet: PausePacket, edited_args: dict, user) -> Event:
     before = packet.effective_args
     packet.edited_args = edited_args
     packet.snapshot_hash = snapshot_hash(
-        tool=packet.tool, args=edited_args, context=packet.context,
-        policy_name=packet.policy_name, policy_version=packet.policy_version,
+        tool=packet.tool,
+        args=edited_args,
+        context=packet.context,
+        policy_name=packet.policy_name,
+        policy_version=packet.policy_version,
     )
     packet.save(update_fields=["edited_args", "snapshot_hash"])
     return Event(
-        AuditEvent.Kind.PACKET_EDITED, actor=_actor(user), execution_id=packet.execution_id,
+        AuditEvent.Kind.PACKET_EDITED,
+        actor=_actor(user),
+        execution_id=packet.execution_id,
         packet_id=packet.id,
-        data={"before": before, "after": edited_args, "diff": args_diff(before, edited_args),
-              "snapshot_hash": packet.snapshot_hash},
+        data={
+            "before": before,
+            "after": edited_args,
+            "diff": args_diff(before, edited_args),
+            "snapshot_hash": packet.snapshot_hash,
+        },
     )
 
 
@@ -211,8 +242,12 @@ def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
         record_events(
             [
                 packet_close(
-                    packet, status=PausePacket.Status.REJECTED, decision="block",
-                    decided_by=[user.get_username()], actor=_actor(user), comment=comment,
+                    packet,
+                    status=PausePacket.Status.REJECTED,
+                    decision="block",
+                    decided_by=[user.get_username()],
+                    actor=_actor(user),
+                    comment=comment,
                 )
             ]
         )
@@ -229,20 +264,34 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         if packet.status != PausePacket.Status.RECONCILING:
             raise InvalidState("only a packet in reconciling can be reconciled")
         outcome_event = Event(
-            AuditEvent.Kind.STEP_OUTCOME, actor=_actor(user), execution_id=packet.execution_id,
+            AuditEvent.Kind.STEP_OUTCOME,
+            actor=_actor(user),
+            execution_id=packet.execution_id,
             packet_id=packet.id,
-            data={"step": packet.step_index, "side_effect": "landed" if happened else "not_landed",
-                  "gated": True, "reconciled": True, "comment": comment},
+            data={
+                "step": packet.step_index,
+                "side_effect": "landed" if happened else "not_landed",
+                "gated": True,
+                "reconciled": True,
+                "comment": comment,
+            },
         )
         if happened:
             StepOutcome.objects.create(
-                execution_id=packet.execution_id, step_index=packet.step_index,
-                side_effect=StepOutcome.Result.LANDED, detail={"reconciled_by": user.get_username()},
-                gated=True, reported_by=_actor(user),
+                execution_id=packet.execution_id,
+                step_index=packet.step_index,
+                side_effect=StepOutcome.Result.LANDED,
+                detail={"reconciled_by": user.get_username()},
+                gated=True,
+                reported_by=_actor(user),
             )
             close = packet_close(
-                packet, status=PausePacket.Status.APPLIED, branch=PausePacket.Branch.RECONCILE,
-                decision="skip", decided_by=[user.get_username()], actor=_actor(user),
+                packet,
+                status=PausePacket.Status.APPLIED,
+                branch=PausePacket.Branch.RECONCILE,
+                decision="skip",
+                decided_by=[user.get_username()],
+                actor=_actor(user),
                 comment=comment,
             )
             record_events([outcome_event, close])
@@ -253,7 +302,9 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         packet.save(update_fields=["side_effect", "status", "branch"])
         record_events([outcome_event])
         return ActionResult(
-            packet, None, "the write did not happen: the packet is pending again and may be approved"
+            packet,
+            None,
+            "the write did not happen: the packet is pending again and may be approved",
         )
 
 
@@ -263,16 +314,16 @@ def packet_comment(*, packet_id, user, comment: str) -> ActionResult:
     if not comment:
         raise ValidationFailed.of([{"field": "comment", "message": "is required"}])
     with transaction.atomic():
-        packet = (
-            PausePacket.objects.select_related("execution").filter(id=packet_id).first()
-        )
+        packet = PausePacket.objects.select_related("execution").filter(id=packet_id).first()
         if packet is None or not can_view(user, packet):
             raise NotFound("no such approval")
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.PACKET_COMMENTED, actor=_actor(user),
-                    execution_id=packet.execution_id, packet_id=packet.id,
+                    AuditEvent.Kind.PACKET_COMMENTED,
+                    actor=_actor(user),
+                    execution_id=packet.execution_id,
+                    packet_id=packet.id,
                     data={"comment": comment},
                 )
             ]
@@ -299,11 +350,15 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
         if guarded is Outcome.EXPIRED:
             return _apply_guard(packet, guarded, user)
         execution_change_owner_locked(
-            execution, owner=_actor(user), actor=_actor(user), reason=comment,
+            execution,
+            owner=_actor(user),
+            actor=_actor(user),
+            reason=comment,
             takeover_by=user.get_username(),
         )
         packet.refresh_from_db()
         return ActionResult(
-            packet, Outcome.TERMINATE,
+            packet,
+            Outcome.TERMINATE,
             f"you now own {execution.thread_id}; its open approvals are terminated",
         )

@@ -21,7 +21,9 @@ def test_one_approval_resumes_a_single_approval_packet(packet_for, alice):
     assert (packet.status, packet.branch, packet.decision) == ("approved", "resume", "allow")
     assert packet.decided_by == ["alice"] and packet.comment == "looks right"
     assert list(AuditEvent.objects.filter(packet_id=packet.id).values_list("kind", flat=True)) == [
-        "packet.created", "packet.voted", "packet.approved",
+        "packet.created",
+        "packet.voted",
+        "packet.approved",
     ]
 
 
@@ -65,13 +67,16 @@ def test_an_outsider_gets_not_found(packet_for, charlie):
 
 
 def test_view_without_resume_authority_is_refused(packet_for, make_user):
-    from approvals.models import PausePacketUserObjectPermission
     from django.contrib.auth.models import Permission
+
+    from approvals.models import PausePacketUserObjectPermission
 
     viewer = make_user("vic")
     packet = packet_for()
     PausePacketUserObjectPermission.objects.create(
-        user=viewer, content_object=packet, permission=Permission.objects.get(codename="view_pausepacket")
+        user=viewer,
+        content_object=packet,
+        permission=Permission.objects.get(codename="view_pausepacket"),
     )
     with pytest.raises(ActionRefused, match="no authority"):
         packet_approve(packet_id=packet.id, user=viewer)
@@ -80,7 +85,9 @@ def test_view_without_resume_authority_is_refused(packet_for, make_user):
 def test_approving_after_the_deadline_expires_the_packet(packet_for, alice):
     packet = packet_for()
     past = timezone.now() - timedelta(seconds=1)
-    PausePacket.objects.filter(id=packet.id).update(created_at=past - timedelta(hours=1), expires_at=past)
+    PausePacket.objects.filter(id=packet.id).update(
+        created_at=past - timedelta(hours=1), expires_at=past
+    )
     result = packet_approve(packet_id=packet.id, user=alice)
     assert result.outcome is Outcome.EXPIRED
     packet.refresh_from_db()
@@ -101,8 +108,13 @@ def test_approving_after_an_owner_change_terminates(packet_for, alice):
 
 def test_approving_with_an_indeterminate_side_effect_goes_to_reconcile(packet_for, agent, alice):
     packet = packet_for()
-    step_record_outcome(service_account=agent, thread_id="onboard-42", step_index=3,
-                        side_effect="indeterminate", detail={})
+    step_record_outcome(
+        service_account=agent,
+        thread_id="onboard-42",
+        step_index=3,
+        side_effect="indeterminate",
+        detail={},
+    )
     result = packet_approve(packet_id=packet.id, user=alice)
     assert result.outcome is Outcome.RECONCILE
     packet.refresh_from_db()
@@ -112,7 +124,9 @@ def test_approving_with_an_indeterminate_side_effect_goes_to_reconcile(packet_fo
 
 def test_approving_stale_context_sends_it_back_to_re_review(packet_for, alice):
     packet = packet_for()
-    PausePacket.objects.filter(id=packet.id).update(fresh_until=timezone.now() - timedelta(seconds=1))
+    PausePacket.objects.filter(id=packet.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
     result = packet_approve(packet_id=packet.id, user=alice)
     assert result.outcome is Outcome.RE_REVIEW
     packet.refresh_from_db()
@@ -131,7 +145,9 @@ def test_a_late_approval_is_told_who_decided(packet_for, alice, bob):
 def test_edited_args_are_approved_and_recorded_with_a_diff(packet_for, policy, alice):
     policy("editable", allow_edit=True)
     packet = packet_for()
-    result = packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "new.hire", "role": "viewer"})
+    result = packet_approve(
+        packet_id=packet.id, user=alice, edited_args={"user": "new.hire", "role": "viewer"}
+    )
     assert result.outcome is Outcome.RESUME
     packet.refresh_from_db()
     assert packet.args == {"user": "new.hire", "role": "admin"}

@@ -28,7 +28,7 @@ CLOSING_KINDS = ["packet.approved", "packet.rejected", "packet.expired", "packet
 
 
 def race(actions):
-    """Run callables at the same moment in their own threads; returns what each returned or raised."""
+    """Run callables at once, each in its own thread; return what each returned or raised."""
     barrier = threading.Barrier(len(actions))
     results = [None] * len(actions)
 
@@ -85,8 +85,9 @@ def test_racing_approvals_on_a_quorum_of_two_stop_at_two_votes(packet_for, polic
 def test_approve_against_reject_gives_exactly_one_outcome(packet_for, reviewers):
     packet = packet_for()
     actions = [
-        (lambda u=u: packet_approve(packet_id=packet.id, user=u)) if n % 2 else
-        (lambda u=u: packet_reject(packet_id=packet.id, user=u))
+        (lambda u=u: packet_approve(packet_id=packet.id, user=u))
+        if n % 2
+        else (lambda u=u: packet_reject(packet_id=packet.id, user=u))
         for n, u in enumerate(reviewers)
     ]
     results = race(actions)
@@ -104,8 +105,11 @@ def test_approve_against_the_expiry_sweep_gives_exactly_one_outcome(packet_for, 
         packet = packet_for(step__index=round_)
         deadline = timezone.now() + timedelta(milliseconds=50)
         PausePacket.objects.filter(id=packet.id).update(expires_at=deadline)
-        sweepers = [lambda: packets_expire_overdue(now=deadline + timedelta(seconds=1))] * 4
-        approvals = [lambda u=u: packet_approve(packet_id=packet.id, user=u) for u in reviewers[:20]]
+        sweep_clock = deadline + timedelta(seconds=1)
+        sweepers = [lambda c=sweep_clock: packets_expire_overdue(now=c)] * 4
+        approvals = [
+            lambda u=u, p=packet.id: packet_approve(packet_id=p, user=u) for u in reviewers[:20]
+        ]
         results = race(sweepers + approvals)
         assert unexpected(results) == []
         packet.refresh_from_db()
@@ -131,7 +135,9 @@ def test_ten_identical_gate_checks_make_one_packet_and_ten_equal_answers(agent):
     body = gate_body(idempotency_key="same-key")
     results = race(
         [
-            lambda: gate_check(service_account=agent, request=parse_gate_request(copy.deepcopy(body)), body=body)
+            lambda: gate_check(
+                service_account=agent, request=parse_gate_request(copy.deepcopy(body)), body=body
+            )
             for _ in range(10)
         ]
     )
@@ -153,7 +159,10 @@ def test_concurrent_gate_checks_of_many_steps_keep_one_execution_and_an_unbroken
     )
     assert unexpected(results) == []
     assert PausePacket.objects.count() == THREADS
-    assert Counter(PausePacket.objects.values_list("execution_id", flat=True)).most_common(1)[0][1] == THREADS
+    assert (
+        Counter(PausePacket.objects.values_list("execution_id", flat=True)).most_common(1)[0][1]
+        == THREADS
+    )
     events = list(AuditEvent.objects.order_by("id"))
     for previous, current in zip(events, events[1:], strict=False):
         assert current.prev_hash == previous.hash

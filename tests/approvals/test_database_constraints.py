@@ -42,4 +42,6 @@ def test_a_closed_packet_does_not_block_a_new_one_for_the_same_step(packet_for, 
 def test_expiry_cannot_precede_creation(packet_for):
     packet = packet_for()
     with pytest.raises(IntegrityError), transaction.atomic():
-        PausePacket.objects.filter(id=packet.id).update(expires_at=timezone.now() - timezone.timedelta(days=2))
+        PausePacket.objects.filter(id=packet.id).update(
+            expires_at=timezone.now() - timezone.timedelta(days=2)
+        )

@@ -13,7 +13,9 @@ from audit.models import AuditEvent
 
 def _overdue(packet, seconds=1):
     past = timezone.now() - timedelta(seconds=seconds)
-    PausePacket.objects.filter(id=packet.id).update(created_at=past - timedelta(hours=1), expires_at=past)
+    PausePacket.objects.filter(id=packet.id).update(
+        created_at=past - timedelta(hours=1), expires_at=past
+    )
 
 
 def test_overdue_open_packets_expire_and_are_recorded(packet_for):
@@ -22,7 +24,12 @@ def test_overdue_open_packets_expire_and_are_recorded(packet_for):
     _overdue(overdue)
     assert packets_expire_overdue() == 1
     overdue.refresh_from_db()
-    assert (overdue.status, overdue.decision, overdue.branch, overdue.decided_by) == ("expired", "block", None, [])
+    assert (overdue.status, overdue.decision, overdue.branch, overdue.decided_by) == (
+        "expired",
+        "block",
+        None,
+        [],
+    )
     assert PausePacket.objects.get(id=on_time.id).status == "pending"
     assert AuditEvent.objects.filter(kind="packet.expired", packet_id=overdue.id).count() == 1
 
@@ -52,9 +59,13 @@ def test_closed_packets_are_left_alone(packet_for, alice):
     assert PausePacket.objects.get(id=packet.id).status == "rejected"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(offsets=st.lists(st.integers(min_value=-7200, max_value=7200), min_size=1, max_size=5),
-       clock=st.integers(min_value=-7200, max_value=7200))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    offsets=st.lists(st.integers(min_value=-7200, max_value=7200), min_size=1, max_size=5),
+    clock=st.integers(min_value=-7200, max_value=7200),
+)
 def test_sweeping_at_any_clock_never_approves(packet_for, offsets, clock):
     PausePacket.objects.all().delete()
     now = timezone.now()

@@ -25,8 +25,14 @@ def test_a_block_policy_answers_block(gate, policy):
 
 
 def test_require_approval_makes_a_packet_with_the_whole_pause_packet(gate, policy, alice):
-    policy("privileged-iam", match={"workflow": "hr-*"}, approvers="it-approvers",
-           required_approvals=2, fresh_for_seconds=600, expires_after_seconds=7200)
+    policy(
+        "privileged-iam",
+        match={"workflow": "hr-*"},
+        approvers="it-approvers",
+        required_approvals=2,
+        fresh_for_seconds=600,
+        expires_after_seconds=7200,
+    )
     response = gate(execution__on_behalf_of="dana")
     packet = PausePacket.objects.get(id=response["approval"]["id"])
     assert packet.status == "pending" and packet.decision is None
@@ -40,8 +46,11 @@ def test_require_approval_makes_a_packet_with_the_whole_pause_packet(gate, polic
     assert (packet.expires_at - packet.created_at).total_seconds() == 7200
     assert packet.remind_before_seconds == 1800  # a quarter of the expiry window
     assert packet.snapshot_hash == snapshot_hash(
-        tool="iam.grant", args=packet.args, context=packet.context,
-        policy_name="privileged-iam", policy_version=1,
+        tool="iam.grant",
+        args=packet.args,
+        context=packet.context,
+        policy_name="privileged-iam",
+        policy_version=1,
     )
     assert response["approval"]["status"] == "pending"
     assert response["approval"]["url"].endswith(f"/approvals/{packet.id}/")

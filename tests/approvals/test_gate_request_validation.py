@@ -39,9 +39,14 @@ def test_a_valid_request_parses_into_typed_fields():
         ({"action__tool": 5}, "action.tool"),
         ({"risk__score": 1.5}, "risk.score"),
         ({"risk__labels": "privilege"}, "risk.labels"),
-        ({"context": [{"name": "x", "value": 1, "observed_at": "2026-11-22T09:00:00"}]},
-         "context[0].observed_at"),
-        ({"context": [{"name": "x", "value": 1, "observed_at": "yesterday"}]}, "context[0].observed_at"),
+        (
+            {"context": [{"name": "x", "value": 1, "observed_at": "2026-11-22T09:00:00"}]},
+            "context[0].observed_at",
+        ),
+        (
+            {"context": [{"name": "x", "value": 1, "observed_at": "yesterday"}]},
+            "context[0].observed_at",
+        ),
         ({"context": [{"name": "x", "observed_at": "2026-11-22T09:00:00Z"}]}, "context[0].value"),
         ({"context": {"a": 1}}, "context"),
         ({"action__side_efect": "landed"}, "action.side_efect"),
@@ -77,7 +82,11 @@ def test_nul_characters_are_refused_in_values_and_keys():
 
 def test_rfc3339_times_with_offsets_and_long_fractions_are_accepted():
     request = parse_gate_request(
-        gate_body(context=[{"name": "n", "value": None, "observed_at": "2026-11-22T10:00:00.123456789+01:00"}])
+        gate_body(
+            context=[
+                {"name": "n", "value": None, "observed_at": "2026-11-22T10:00:00.123456789+01:00"}
+            ]
+        )
     )
     assert request.context[0].observed_at == "2026-11-22T10:00:00.123456+01:00"
 

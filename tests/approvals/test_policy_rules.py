@@ -4,13 +4,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from approvals.policy_rules import GateFacts, Rule, condition_holds, evaluate, mismatches, resolve_path
+from approvals.policy_rules import (
+    GateFacts,
+    Rule,
+    condition_holds,
+    evaluate,
+    mismatches,
+    resolve_path,
+)
 
 FACTS = GateFacts(
     workflow="hr-onboarding",
     tool="iam.grant",
-    args={"user": "new.hire", "amount": 12000, "tags": ["vip", "eu"], "meta": {"region": "eu-west"},
-          "flag": True, "items": [{"sku": "a1"}]},
+    args={
+        "user": "new.hire",
+        "amount": 12000,
+        "tags": ["vip", "eu"],
+        "meta": {"region": "eu-west"},
+        "flag": True,
+        "items": [{"sku": "a1"}],
+    },
     risk_score=0.7,
     risk_labels=("privilege",),
 )
@@ -94,7 +107,9 @@ def test_first_enabled_rule_by_priority_decides():
 
 
 def test_no_match_falls_back_to_the_default_decision():
-    verdict = evaluate([rule(tool="db.*", effect="allow")], FACTS, default_decision="require_approval")
+    verdict = evaluate(
+        [rule(tool="db.*", effect="allow")], FACTS, default_decision="require_approval"
+    )
     assert verdict.decision == "require_approval"
     assert verdict.rule is None
     assert "no policy matched" in verdict.reason

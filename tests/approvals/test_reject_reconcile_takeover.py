@@ -29,7 +29,9 @@ def test_a_reject_is_a_veto(packet_for, policy, alice, bob):
 def test_rejecting_after_the_deadline_expires_instead(packet_for, alice):
     packet = packet_for()
     past = timezone.now() - timedelta(seconds=1)
-    PausePacket.objects.filter(id=packet.id).update(created_at=past - timedelta(hours=1), expires_at=past)
+    PausePacket.objects.filter(id=packet.id).update(
+        created_at=past - timedelta(hours=1), expires_at=past
+    )
     packet_reject(packet_id=packet.id, user=alice)
     assert PausePacket.objects.get(id=packet.id).status == "expired"
 
@@ -70,7 +72,9 @@ def test_comments_are_recorded_even_on_closed_packets(packet_for, alice):
     packet = packet_for()
     packet_reject(packet_id=packet.id, user=alice)
     packet_comment(packet_id=packet.id, user=alice, comment="rejected: wrong role")
-    assert AuditEvent.objects.get(kind="packet.commented").data == {"comment": "rejected: wrong role"}
+    assert AuditEvent.objects.get(kind="packet.commented").data == {
+        "comment": "rejected: wrong role"
+    }
     with pytest.raises(ValidationFailed):
         packet_comment(packet_id=packet.id, user=alice, comment="  ")
 
@@ -86,7 +90,11 @@ def test_take_over_makes_the_reviewer_owner_and_terminates_every_open_branch(pac
     packet_take_over(packet_id=first.id, user=alice)
     for packet in (first, second):
         packet.refresh_from_db()
-        assert (packet.status, packet.branch, packet.decision) == ("terminated", "terminate", "block")
+        assert (packet.status, packet.branch, packet.decision) == (
+            "terminated",
+            "terminate",
+            "block",
+        )
         assert packet.decided_by == ["alice"]
     assert first.execution.__class__.objects.get().owner == "user:alice"
     assert AuditEvent.objects.filter(kind="execution.taken_over").count() == 1

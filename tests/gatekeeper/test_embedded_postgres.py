@@ -25,11 +25,17 @@ def data_dir(tmp_path_factory):
 
 def read_in_new_process(data_dir) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c",
-         "import psycopg; from pathlib import Path; from gatekeeper.embedded_db import database_url; "
-         f"url = database_url(Path({str(data_dir)!r})); "
-         "print(psycopg.connect(url).execute('SELECT value FROM kept').fetchone()[0])"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import psycopg; from pathlib import Path; "
+            "from gatekeeper.embedded_db import database_url; "
+            f"url = database_url(Path({str(data_dir)!r})); "
+            "print(psycopg.connect(url).execute('SELECT value FROM kept').fetchone()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,13 +47,7 @@ def test_it_starts_is_shared_by_another_process_and_survives_a_restart(data_dir)
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")
 
     # A second process (a worker beside the web server) finds the running server.
-    other = subprocess.run(
-        [sys.executable, "-c",
-         "import sys, psycopg; from pathlib import Path; from gatekeeper.embedded_db import database_url, stop; "
-         f"url = database_url(Path({str(data_dir)!r})); "
-         "print(psycopg.connect(url).execute('SELECT value FROM kept').fetchone()[0])"],
-        capture_output=True, text=True, timeout=120,
-    )
+    other = read_in_new_process(data_dir)
     assert other.stdout.strip() == "still here", other.stderr
 
     # Stop the server, as a reboot would, and start it again: the data is still there.

@@ -21,14 +21,24 @@ def start(**env) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
         env={**environment, "DJANGO_SETTINGS_MODULE": "gatekeeper.settings"},
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
 @pytest.mark.parametrize("value", ["1", "0", "TRUE", "false", "Yes", "no", ""])
 def test_booleans_accept_the_documented_words_in_any_case(monkeypatch, value):
     monkeypatch.setenv("SOME_FLAG", value)
-    expected = {"1": True, "0": False, "TRUE": True, "false": False, "Yes": True, "no": False, "": None}[value]
+    expected = {
+        "1": True,
+        "0": False,
+        "TRUE": True,
+        "false": False,
+        "Yes": True,
+        "no": False,
+        "": None,
+    }[value]
     assert env_bool("SOME_FLAG", None) is expected
 
 
@@ -53,9 +63,15 @@ def test_lists_are_comma_separated(monkeypatch):
 
 
 def test_database_urls_become_django_settings():
-    db = parse_database_url("DATABASE_URL", "postgres://u:p%40ss@db.internal:6543/gk?sslmode=require")
+    db = parse_database_url(
+        "DATABASE_URL", "postgres://u:p%40ss@db.internal:6543/gk?sslmode=require"
+    )
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
-        "u", "p@ss", "db.internal", "6543", "gk",
+        "u",
+        "p@ss",
+        "db.internal",
+        "6543",
+        "gk",
     )
     assert db["OPTIONS"] == {"sslmode": "require"}
     socket = parse_database_url("DATABASE_URL", "postgresql://postgres:@/gatekeeper?host=/tmp/pg")
