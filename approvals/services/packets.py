@@ -41,7 +41,7 @@ def packet_open(
     actor: str,
     now: datetime | None = None,
 ) -> PausePacket:
-    """Make a pending packet, grant its reviewers access, record it (in the caller's transaction)."""
+    """Open a pending packet, grant access to its reviewers, record it (caller's transaction)."""
     now = now or timezone.now()
     packet = PausePacket.objects.create(
         execution=execution,
