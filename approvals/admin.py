@@ -1,0 +1,506 @@
+"""The Django admin: policies, service accounts, object permissions, and read-only operator views.
+
+Every write that has a service goes through it, so the admin leaves the same record as the API
+and the commands: a policy save bumps the version and writes `policy.changed`, a service account
+gets its token from the service that hashes it. Everything an orchestrator or a reviewer
+produced (executions, checks, packets, votes, outcomes) is read-only here: only the services
+move those through their states.
+"""
+
+from functools import partial
+
+from django.contrib import admin, messages
+from django.urls import path, re_path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from guardian.admin import (
+    AdminGroupObjectPermissionsForm,
+    AdminUserObjectPermissionsForm,
+    GuardedModelAdminMixin,
+)
+from guardian.shortcuts import get_perms_for_model
+
+from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
+from approvals.admin_views import one_time_secrets, policy_dry_run
+from approvals.models import (
+    Execution,
+    GateCheck,
+    PausePacket,
+    Policy,
+    ServiceAccount,
+    StepOutcome,
+    Vote,
+)
+from approvals.permissions import PACKET_PERMISSIONS
+from approvals.policy_documents import SETTING_KEYS
+from approvals.services.policies import policy_save
+from approvals.services.service_accounts import (
+    service_account_create,
+    service_account_rotate_token,
+)
+from audit.admin import pretty_json
+
+
+def _actor(request) -> str:
+    return f"user:{request.user.get_username()}"
+
+
+def _adopt(obj, saved) -> None:
+    """Make the admin's unsaved form instance the row a service saved, for the redirect and log."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+    obj._state.adding = False
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyForm
+    list_display = ("name", "priority", "enabled", "effect", "approvers", "version", "updated_at")
+    list_filter = ("enabled", "effect")
+    search_fields = ("name", "approvers")
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (None, {"fields": ("name", "priority", "enabled", "effect", "match")}),
+            (
+                "Packet settings",
+                {
+                    "description": "Left empty, a setting takes its GATEKEEPER_DEFAULT_* value.",
+                    "fields": SETTING_KEYS,
+                },
+            ),
+        ]
+        if obj is not None:
+            fieldsets.append(("Versions", {"fields": ("version", "version_history")}))
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        # policy_save finds a policy by name (as import_policies does): renaming one here
+        # would create a second policy instead.
+        return ("name", "version", "version_history") if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting would drop the version history and write no policy.changed event;
+        # disabling a policy keeps both.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        saved, changed = policy_save(document=form.policy_document(), actor=_actor(request))
+        _adopt(obj, saved)
+        if change and not changed:
+            self.message_user(request, "Nothing changed, so no new version.", messages.INFO)
+
+    @admin.display(description="version history (newest first)")
+    def version_history(self, policy: Policy) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>v{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    version.version,
+                    version.changed_by,
+                    timezone.localtime(version.changed_at).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                    pretty_json(version.document),
+                )
+                for version in policy.versions.order_by("-version")
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>version</th><th>changed by</th><th>changed at</th>"
+            "<th>document</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def get_urls(self):
+        dry_run = self.admin_site.admin_view(self.dry_run_view)
+        # Ahead of the default URLs, whose "<object_id>/" would otherwise swallow "dry-run/".
+        return [
+            path("dry-run/", dry_run, name="approvals_policy_dry_run"),
+            *super().get_urls(),
+        ]
+
+    def dry_run_view(self, request):
+        return policy_dry_run(request, self)
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "token_prefix",
+        "callback_url",
+        "is_active",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    actions = ("rotate_token",)
+    # token_hash and webhook_secret are never shown; is_active is the one thing edited (revocation).
+    # The name is in every audit actor ("service:<name>"), and a callback URL set later would
+    # have no webhook secret: both are fixed at creation.
+    fields = ("name", "token_prefix", "callback_url", "is_active", "created_at", "last_used_at")
+    readonly_fields = ("name", "token_prefix", "callback_url", "created_at", "last_used_at")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ServiceAccountAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("name", "callback_url") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        # Executions and the record refer to the account; deactivating revokes it just as well.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only is_active: a full save could write back a token hash rotated meanwhile.
+            obj.save(update_fields=["is_active"])
+            return
+        account, token = service_account_create(
+            name=form.cleaned_data["name"], callback_url=form.cleaned_data["callback_url"]
+        )
+        _adopt(obj, account)
+        obj.new_token = token  # Read once by response_add, never stored.
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return one_time_secrets(
+            request,
+            self,
+            title=f"Service account {obj.name} created",
+            accounts=[(obj, obj.new_token, obj.webhook_secret)],
+        )
+
+    @admin.action(
+        description="Rotate token (the old one stops working at once)", permissions=["change"]
+    )
+    def rotate_token(self, request, queryset):
+        rotated = []
+        for account in queryset:
+            rotated.append((account, service_account_rotate_token(account=account), ""))
+            self.log_change(request, account, "Rotated the token.")
+        return one_time_secrets(request, self, title="Tokens rotated", accounts=rotated)
+
+
+def _packet_permissions(packet) -> list:
+    # Only the two permissions that mean something on one packet (DESIGN section 5): granting
+    # "change" or "delete" on a packet would suggest powers nothing honours.
+    return [p for p in get_perms_for_model(packet) if p.codename in PACKET_PERMISSIONS]
+
+
+class _PacketPermissionsForm:
+    """Offers only the packet permissions, and reports each save so the admin can log it."""
+
+    def __init__(self, *args, on_save, **kwargs):
+        self.on_save = on_save
+        super().__init__(*args, **kwargs)
+
+    def get_obj_perms_field_choices(self):
+        return [(p.codename, p.name) for p in _packet_permissions(self.obj)]
+
+    def save_obj_perms(self):
+        super().save_obj_perms()
+        self.on_save(self)
+
+
+class PacketUserPermissionsForm(_PacketPermissionsForm, AdminUserObjectPermissionsForm):
+    pass
+
+
+class PacketGroupPermissionsForm(_PacketPermissionsForm, AdminGroupObjectPermissionsForm):
+    pass
+
+
+class VoteInline(admin.TabularInline):
+    model = Vote
+    fields = ("user", "snapshot_hash", "comment", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PausePacket)
+class PausePacketAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
+    """Read-only packets, plus guardian's per-packet permission pages for delegation."""
+
+    list_display = (
+        "thread_id",
+        "step_index",
+        "step_name",
+        "tool",
+        "status",
+        "workflow",
+        "policy_name",
+        "expires_at",
+    )
+    list_filter = ("status", "workflow", "policy_name")
+    search_fields = ("execution__thread_id", "tool", "step_name")
+    list_select_related = ("execution",)
+    inlines = (VoteInline,)
+    fieldsets = (
+        (None, {"fields": ("id", "execution", "gate_check", "step_index", "step_name")}),
+        ("Pending action", {"fields": ("tool", "args_json", "side_effect", "context_json")}),
+        (
+            "Authority",
+            {
+                "fields": (
+                    "owner",
+                    "workflow",
+                    "approvers",
+                    "escalate_to",
+                    "requested_by",
+                    "on_behalf_of",
+                )
+            },
+        ),
+        (
+            "Policy",
+            {
+                "fields": (
+                    "policy_name",
+                    "policy_version",
+                    "reason",
+                    "required_approvals",
+                    "forbid_self_approval",
+                    "allow_edit",
+                    "fresh_for_seconds",
+                    "expires_after_seconds",
+                    "remind_before_seconds",
+                )
+            },
+        ),
+        (
+            "Deadlines",
+            {
+                "fields": (
+                    "created_at",
+                    "fresh_until",
+                    "expires_at",
+                    "reminded_at",
+                    "escalated_at",
+                    "snapshot_hash",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "status",
+                    "branch",
+                    "decision",
+                    "decided_by_json",
+                    "decided_at",
+                    "comment",
+                    "edited_args_json",
+                    "superseded_by",
+                )
+            },
+        ),
+    )
+    # Guardian's own URL patterns take any string as the packet id and any user or group id, and
+    # a malformed one reaches the ORM as a 500; these accept only well-formed ids.
+    include_object_permissions_urls = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Nothing on a packet is edited here: services alone move a packet between states.
+        # Guardian's permission pages ask with obj=None, meaning "may this user delegate
+        # packets?"; the model's change permission answers that.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
+
+    def get_urls(self):
+        uuid = r"(?P<object_pk>[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
+        prefix = "approvals_pausepacket_permissions"
+        view = self.admin_site.admin_view
+        return [
+            re_path(rf"^{uuid}/permissions/$", view(self.obj_perms_manage_view), name=prefix),
+            re_path(
+                rf"^{uuid}/permissions/user-manage/(?P<user_id>[0-9]+)/$",
+                view(self.obj_perms_manage_user_view),
+                name=f"{prefix}_manage_user",
+            ),
+            re_path(
+                rf"^{uuid}/permissions/group-manage/(?P<group_id>[0-9]+)/$",
+                view(self.obj_perms_manage_group_view),
+                name=f"{prefix}_manage_group",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_obj_perms_base_context(self, request, obj):
+        context = super().get_obj_perms_base_context(request, obj)
+        context["model_perms"] = _packet_permissions(obj)
+        # The breadcrumbs link back to the packet when this is true; viewing is enough.
+        context["has_change_permission"] = self.has_view_permission(request, obj)
+        return context
+
+    def get_obj_perms_manage_user_form(self, request):
+        return partial(PacketUserPermissionsForm, on_save=partial(self._log_delegation, request))
+
+    def get_obj_perms_manage_group_form(self, request):
+        return partial(PacketGroupPermissionsForm, on_save=partial(self._log_delegation, request))
+
+    def _log_delegation(self, request, form) -> None:
+        # Delegation hands out resume authority, and guardian's views log nothing: keep who
+        # gave what to whom in the packet's admin history. (The decision record has no event
+        # kind for it; see DESIGN section 8.)
+        principal = f"user {form.user}" if hasattr(form, "user") else f"group {form.group}"
+        granted = ", ".join(sorted(form.cleaned_data["permissions"])) or "nothing"
+        self.log_change(request, form.obj, f"Object permissions of {principal}: {granted}.")
+
+    @admin.display(description="thread id", ordering="execution__thread_id")
+    def thread_id(self, packet: PausePacket) -> str:
+        return packet.execution.thread_id
+
+    @admin.display(description="args")
+    def args_json(self, packet: PausePacket) -> str:
+        return pretty_json(packet.args)
+
+    @admin.display(description="context")
+    def context_json(self, packet: PausePacket) -> str:
+        return pretty_json(packet.context)
+
+    @admin.display(description="decided by")
+    def decided_by_json(self, packet: PausePacket) -> str:
+        return pretty_json(packet.decided_by)
+
+    @admin.display(description="edited args")
+    def edited_args_json(self, packet: PausePacket) -> str:
+        return pretty_json(packet.edited_args)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For operators to inspect what the orchestrators and reviewers produced; services write it."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    list_display = ("thread_id", "workflow", "owner", "service_account", "parent", "created_at")
+    list_filter = ("workflow",)
+    search_fields = ("thread_id", "owner")
+    list_select_related = ("service_account", "parent")
+    fields = (
+        "id",
+        "thread_id",
+        "workflow",
+        "owner",
+        "owner_changed_at",
+        "service_account",
+        "parent",
+        "created_at",
+    )
+    readonly_fields = fields
+
+
+@admin.register(GateCheck)
+class GateCheckAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "thread_id",
+        "step_index",
+        "step_name",
+        "tool",
+        "side_effect",
+        "decision",
+        "policy_name",
+        "policy_version",
+    )
+    list_filter = ("decision", "side_effect")
+    search_fields = ("execution__thread_id", "tool", "idempotency_key")
+    list_select_related = ("execution",)
+    fields = (
+        "id",
+        "execution",
+        "service_account",
+        "idempotency_key",
+        "step_index",
+        "step_name",
+        "tool",
+        "side_effect",
+        "decision",
+        "reason",
+        "policy_name",
+        "policy_version",
+        "request_json",
+        "response_json",
+        "request_hash",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="thread id", ordering="execution__thread_id")
+    def thread_id(self, check: GateCheck) -> str:
+        return check.execution.thread_id
+
+    @admin.display(description="request")
+    def request_json(self, check: GateCheck) -> str:
+        return pretty_json(check.request)
+
+    @admin.display(description="response")
+    def response_json(self, check: GateCheck) -> str:
+        return pretty_json(check.response)
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyAdmin):
+    list_display = ("packet", "user", "created_at")
+    search_fields = ("packet__execution__thread_id", "user__username")
+    list_select_related = ("packet__execution", "user")
+    fields = ("packet", "user", "snapshot_hash", "comment", "created_at")
+    readonly_fields = fields
+
+
+@admin.register(StepOutcome)
+class StepOutcomeAdmin(ReadOnlyAdmin):
+    list_display = ("execution", "step_index", "side_effect", "gated", "reported_by", "created_at")
+    list_filter = ("side_effect", "gated")
+    search_fields = ("execution__thread_id", "reported_by")
+    list_select_related = ("execution",)
+    fields = (
+        "execution",
+        "step_index",
+        "side_effect",
+        "detail_json",
+        "gated",
+        "reported_by",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="detail")
+    def detail_json(self, outcome: StepOutcome) -> str:
+        return pretty_json(outcome.detail)
