@@ -61,19 +61,32 @@ class _Errors:
         self.items.append({"field": field, "message": message})
 
 
+def _text_problems(value: str, path: str) -> list[dict]:
+    if "\x00" in value:
+        return [{"field": path, "message": "contains a NUL character"}]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [{"field": path, "message": "is not valid Unicode (a lone surrogate)"}]
+    return []
+
+
 def json_problems(value: Any, path: str = "body", depth: int = 0) -> list[dict]:
     """Nesting deeper than MAX_DEPTH and NUL characters anywhere, keys included."""
     if depth > MAX_DEPTH:
         return [{"field": path, "message": f"nested deeper than {MAX_DEPTH} levels"}]
     if isinstance(value, str):
-        return [{"field": path, "message": "contains a NUL character"}] if "\x00" in value else []
+        return _text_problems(value, path)
     if isinstance(value, float) and not math.isfinite(value):
         return [{"field": path, "message": "is not a finite number"}]
     problems: list[dict] = []
     if isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in key:
-                problems.append({"field": path, "message": "has a key with a NUL character"})
+            problems.extend(
+                {"field": path, "message": f"has a key that {p['message'].removeprefix('is ')}"}
+                for p in _text_problems(key, path)
+            )
             problems.extend(json_problems(item, f"{path}.{key}", depth + 1))
     elif isinstance(value, list):
         for position, item in enumerate(value):
@@ -227,3 +240,58 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
     if errors.items:
         raise ValidationFailed.of(errors.items)
     return request
+
+
+@dataclass(frozen=True)
+class RefreshRequest:
+    context: tuple[ContextInput, ...]
+    args: dict | None
+    side_effect: str | None
+
+
+def parse_refresh_request(body: dict) -> RefreshRequest:
+    """POST /approvals/{id}/refresh: new context, and optionally new args or side effect."""
+    errors = _Errors()
+    top = _object(errors, body, "body", {"context", "action"})
+    if "context" not in top:
+        errors.add("context", "is required")
+    context = parse_context(errors, top.get("context"))
+    action = _object(errors, top.get("action"), "action", {"args", "side_effect"}, required=False)
+    args = action.get("args")
+    if args is not None and not isinstance(args, dict):
+        errors.add("action.args", "must be a JSON object")
+    side_effect = action.get("side_effect")
+    if side_effect is not None:
+        side_effect = parse_side_effect(errors, side_effect, "action.side_effect")
+    if errors.items:
+        raise ValidationFailed.of(errors.items)
+    return RefreshRequest(context=context, args=args, side_effect=side_effect)
+
+
+OUTCOMES = ("landed", "not_landed", "indeterminate", "failed")
+
+
+def parse_outcome_request(body: dict) -> tuple[str, dict]:
+    """POST .../steps/{index}/outcome: (side_effect, detail)."""
+    errors = _Errors()
+    top = _object(errors, body, "body", {"side_effect", "detail"})
+    side_effect = top.get("side_effect")
+    if side_effect not in OUTCOMES:
+        errors.add("side_effect", f"must be one of {', '.join(OUTCOMES)}")
+    detail = top.get("detail", {})
+    if not isinstance(detail, dict):
+        errors.add("detail", "must be a JSON object")
+    if errors.items:
+        raise ValidationFailed.of(errors.items)
+    return side_effect, detail
+
+
+def parse_owner_request(body: dict) -> tuple[str, str]:
+    """POST .../owner: (owner, reason)."""
+    errors = _Errors()
+    top = _object(errors, body, "body", {"owner", "reason"})
+    owner = _text(errors, top.get("owner"), "owner")
+    reason = _text(errors, top.get("reason"), "reason", required=False, max_length=1000)
+    if errors.items:
+        raise ValidationFailed.of(errors.items)
+    return owner, reason

@@ -47,12 +47,17 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
             [len(events)],
         )
         seqs = [seq for (seq,) in cursor.fetchall()]
+        # Hash the payloads exactly as jsonb will give them back: it rewrites some numbers
+        # (1e+20 becomes 100000000000000000000, -0.0 becomes 0.0), so Python's own form is not it.
+        cursor.execute(
+            "SELECT d::jsonb::text FROM unnest(%s::text[]) WITH ORDINALITY AS t(d, n) ORDER BY n",
+            [[json.dumps(event.data, cls=DjangoJSONEncoder, allow_nan=False) for event in events]],
+        )
+        payloads = [json.loads(text) for (text,) in cursor.fetchall()]
     prev = row[0] if row else GENESIS_HASH
     now = timezone.now()
     rows = []
-    for seq, event in zip(seqs, events, strict=True):
-        # Round-trip the payload through canonical JSON so what we hash is what jsonb returns.
-        data = _json_ready(event.data)
+    for seq, event, data in zip(seqs, events, payloads, strict=True):
         document = row_document(
             seq=seq,
             at=now,
@@ -96,7 +101,3 @@ def record_event(
         ]
     )[0]
 
-
-def _json_ready(data: dict) -> dict:
-    # DjangoJSONEncoder turns datetimes, UUIDs and Decimals into the strings jsonb will hold.
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False))

@@ -131,7 +131,7 @@ def _decide(service_account, request: GateRequest, body: dict, request_hash: str
         "reason": verdict.reason,
         "check_id": str(check.id),
         "policy": {"name": rule.name, "version": rule.version} if rule else None,
-        "approval": approval_json(packet, votes=0) if packet else None,
+        "approval": approval_json(packet) if packet else None,
     }
     check.save(update_fields=["response"])
     return check.response
@@ -165,6 +165,11 @@ def _packet_for(execution, check, request: GateRequest, verdict: Verdict, servic
                 "another action or context; refresh that approval instead",
                 details={"approval_id": str(open_packet.id)},
             )
+        if request.side_effect != "not_started" and open_packet.side_effect != request.side_effect:
+            # The write may have happened since the packet was made: approving must now go
+            # to reconcile (branch table row 3), never straight to resume.
+            open_packet.side_effect = request.side_effect
+            open_packet.save(update_fields=["side_effect"])
         return open_packet
     settings_ = packet_settings(policy)
     if not execution.owner:

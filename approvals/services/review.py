@@ -14,6 +14,7 @@ from django.utils import timezone
 from approvals.branch_table import Facts, Outcome, decide_approval, guard
 from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
+from approvals.notify import notify_packets_changed
 from approvals.permissions import can_resume, can_view
 from approvals.services.packets import packet_close
 from approvals.snapshot import snapshot_hash
@@ -277,6 +278,8 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
             },
         )
         if happened:
+            packet.side_effect = "landed"
+            packet.save(update_fields=["side_effect"])
             StepOutcome.objects.create(
                 execution_id=packet.execution_id,
                 step_index=packet.step_index,
@@ -300,6 +303,7 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         packet.status = PausePacket.Status.PENDING
         packet.branch = None
         packet.save(update_fields=["side_effect", "status", "branch"])
+        notify_packets_changed([packet.id])
         record_events([outcome_event])
         return ActionResult(
             packet,

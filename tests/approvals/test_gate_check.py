@@ -152,3 +152,22 @@ def test_each_gate_check_is_recorded_with_its_packet(gate, agent):
     checked = AuditEvent.objects.get(kind="gate.checked")
     assert checked.data["check_id"] == response["check_id"]
     assert checked.data["decision"] == "require_approval"
+
+
+def test_gating_an_open_step_again_as_indeterminate_sends_its_approval_to_reconcile(gate, alice):
+    from approvals.services.review import packet_approve
+
+    first = gate()["approval"]["id"]
+    again = gate(action__side_effect="indeterminate")
+    assert again["approval"]["id"] == first
+    packet_approve(packet_id=first, user=alice)
+    assert PausePacket.objects.get(id=first).status == "reconciling"
+
+
+def test_the_answer_for_an_open_step_counts_its_votes(gate, policy, alice):
+    from approvals.services.review import packet_approve
+
+    policy("two", required_approvals=2)
+    first = gate()["approval"]["id"]
+    packet_approve(packet_id=first, user=alice)
+    assert gate()["approval"]["approvals"] == 1

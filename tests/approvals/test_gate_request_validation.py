@@ -95,3 +95,8 @@ def test_the_dry_run_form_may_leave_out_the_idempotency_key():
     body = gate_body()
     del body["idempotency_key"]
     assert parse_gate_request(body, require_key=False).idempotency_key == ""
+
+
+def test_lone_surrogates_are_refused_before_they_reach_the_database():
+    assert any("surrogate" in m for m in problems(gate_body(step__name="a\ud800")).values())
+    assert any("surrogate" in m for m in problems(gate_body(action__args={"\udfff": 1})).values())

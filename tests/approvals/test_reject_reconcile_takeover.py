@@ -48,6 +48,7 @@ def test_a_write_that_happened_is_applied_and_skipped(packet_for, alice):
     packet_reconcile(packet_id=packet.id, user=alice, happened=True)
     packet.refresh_from_db()
     assert (packet.status, packet.branch, packet.decision) == ("applied", "reconcile", "skip")
+    assert packet.side_effect == "landed"
     assert packet.decided_by == ["alice"]
     outcome = StepOutcome.objects.get()
     assert (outcome.step_index, outcome.side_effect, outcome.gated) == (3, "landed", True)
