@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "django_htmx",
+    "ninja",
     "audit",
     "approvals",
 ]
@@ -48,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "approvals.api.middleware.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "gatekeeper.urls"
@@ -152,6 +154,8 @@ GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS = (
 )
 GATEKEEPER_MAX_REQUEST_BYTES = env_int("GATEKEEPER_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEKEEPER_MAX_REQUEST_BYTES
+# Long-polls waiting at once per process; past this, GET ?wait=N answers at once.
+GATEKEEPER_MAX_LONG_POLLS = env_int("GATEKEEPER_MAX_LONG_POLLS", 32, minimum=1)
 
 LOGGING = {
     "version": 1,

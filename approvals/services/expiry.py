@@ -4,6 +4,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import PausePacket
+from approvals.notify import notify_packets_changed
 from audit.models import AuditEvent
 from audit.services import Event, record_events
 
@@ -34,6 +35,7 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
             with connection.cursor() as cursor:
                 cursor.execute(_CLAIM_BATCH, {"now": now, "batch": batch_size})
                 rows = cursor.fetchall()
+            notify_packets_changed(packet_id for packet_id, _, _ in rows)
             record_events(
                 Event(
                     AuditEvent.Kind.PACKET_EXPIRED,

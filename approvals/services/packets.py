@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from approvals.models import Execution, GateCheck, PausePacket
+from approvals.notify import notify_packets_changed
 from approvals.permissions import approver_principals, grant_packet_access
 from approvals.services.policies import PacketSettings
 from approvals.snapshot import snapshot_hash
@@ -134,6 +135,7 @@ def packet_close(
     packet.save(
         update_fields=["status", "branch", "decision", "decided_at", "decided_by", "comment"]
     )
+    notify_packets_changed([packet.id])
     return Event(
         STATUS_EVENTS[status],
         actor=actor,

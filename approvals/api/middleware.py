@@ -1,0 +1,44 @@
+"""Every answer under /api/ is JSON in the error shape, even ones Django or Ninja make themselves."""
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, OperationalError
+
+from approvals.api.errors import STATUS_CODES, error_response
+
+API_PREFIX = "/api/"
+MESSAGES = {
+    404: "no such resource",
+    405: "method not allowed here",
+    503: "Gatekeeper cannot reach its database; try again shortly",
+}
+
+
+class ApiJsonErrorsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not request.path.startswith(API_PREFIX) or response.status_code not in (404, 405):
+            return response
+        if response.get("Content-Type", "").startswith("application/json"):
+            return response
+        replacement = error_response(
+            response.status_code, STATUS_CODES[response.status_code], MESSAGES[response.status_code]
+        )
+        if response.status_code == 405 and response.has_header("Allow"):
+            replacement["Allow"] = response["Allow"]
+        return replacement
+
+    def process_exception(self, request, exception):
+        if not request.path.startswith(API_PREFIX):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413, "payload_too_large", "the body is too large")
+        if isinstance(exception, OperationalError | DatabaseError) and _is_unavailable(exception):
+            return error_response(503, "unavailable", MESSAGES[503])
+        return None
+
+
+def _is_unavailable(exception) -> bool:
+    return isinstance(exception, OperationalError)

@@ -1,0 +1,175 @@
+"""Schemas of the API's JSON, for the OpenAPI document and response checking.
+
+Request bodies are validated by approvals.gate_request (one set of rules for the API and the
+admin's dry run); the request models here describe the same rules to clients.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ThreadId = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExecutionIn(Strict):
+    thread_id: str = ThreadId
+    workflow: str = Field(min_length=1, max_length=200)
+    owner: str | None = Field(default=None, max_length=200)
+    parent_thread_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+    on_behalf_of: str | None = Field(default=None, max_length=150)
+
+
+class StepIn(Strict):
+    index: int = Field(ge=0, le=2**31 - 1)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class ActionIn(Strict):
+    tool: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any] = Field(default_factory=dict)
+    side_effect: Literal["not_started", "landed", "indeterminate"] = "not_started"
+
+
+class ContextIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    value: Any
+    observed_at: datetime = Field(description="RFC 3339 with a zone")
+
+
+class RiskIn(Strict):
+    score: float | None = Field(default=None, ge=0, le=1)
+    labels: list[str] = Field(default_factory=list)
+
+
+class GateIn(Strict):
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    execution: ExecutionIn
+    step: StepIn
+    action: ActionIn
+    context: list[ContextIn] = Field(default_factory=list)
+    risk: RiskIn | None = None
+
+
+class RefreshActionIn(Strict):
+    args: dict[str, Any] | None = None
+    side_effect: Literal["not_started", "landed", "indeterminate"] | None = None
+
+
+class RefreshIn(Strict):
+    context: list[ContextIn]
+    action: RefreshActionIn | None = None
+
+
+class OutcomeIn(Strict):
+    side_effect: Literal["landed", "not_landed", "indeterminate", "failed"]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class OwnerIn(Strict):
+    owner: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=1000)
+
+
+class PolicyRef(BaseModel):
+    name: str
+    version: int
+
+
+class ActionOut(BaseModel):
+    tool: str
+    args: dict[str, Any]
+
+
+class ApprovalExecution(BaseModel):
+    thread_id: str
+    owner: str
+
+
+class ApprovalStep(BaseModel):
+    index: int
+    name: str
+
+
+class ApprovalOut(BaseModel):
+    id: UUID
+    status: Literal[
+        "pending", "approved", "rejected", "expired", "re_review", "reconciling", "applied",
+        "terminated", "superseded",
+    ]
+    branch: Literal["resume", "re_review", "reconcile", "terminate"] | None
+    decision: Literal["allow", "block", "skip"] | None
+    action: ActionOut
+    edited: bool
+    comment: str
+    decided_by: list[str]
+    decided_at: datetime | None
+    fresh_until: datetime
+    expires_at: datetime
+    required_approvals: int
+    approvals: int
+    execution: ApprovalExecution
+    step: ApprovalStep
+    superseded_by: UUID | None
+    url: str
+
+
+class GateOut(BaseModel):
+    decision: Literal["allow", "block", "require_approval"]
+    reason: str
+    check_id: UUID
+    policy: PolicyRef | None
+    approval: ApprovalOut | None
+
+
+class OutcomeOut(BaseModel):
+    gated: bool
+
+
+class StepOut(BaseModel):
+    index: int
+    name: str
+    decision: str
+    outcome: str | None
+    approval: UUID | None
+
+
+class RecordOut(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    data: dict[str, Any]
+
+
+class GapOut(BaseModel):
+    step: int
+    kind: Literal["ungated", "no_outcome", "skipped_index"]
+
+
+class ExecutionOut(BaseModel):
+    id: UUID
+    thread_id: str
+    workflow: str
+    owner: str
+    status: Literal["active", "waiting"]
+    url: str
+    parent_thread_id: str | None
+    steps: list[StepOut]
+    record: list[RecordOut]
+    gaps: list[GapOut]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
