@@ -4,7 +4,7 @@ import re
 import uuid
 
 from django.db.models import Model
-from ninja import NinjaAPI, Query, Schema
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import Field
@@ -156,7 +156,7 @@ def refresh(request, approval_id: str):
         args=refreshed.args,
         side_effect=refreshed.side_effect,
     )
-    return 201, approval_json(fresh, votes=0)
+    return Status(201, approval_json(fresh, votes=0))
 
 
 @api.post(

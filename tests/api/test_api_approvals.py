@@ -1,0 +1,163 @@
+"""GET /api/v1/approvals/{id}, with and without the long-poll, and refresh."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from approvals.models import PausePacket
+from approvals.services.review import packet_approve
+from tests.api.conftest import error_of
+from tests.conftest import gate_body
+
+CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-23T08:00:00Z"}]
+
+
+def _approval(api, **overrides):
+    return api.post("/gate", gate_body(**overrides)).json()["approval"]
+
+
+def test_the_service_account_that_asked_reads_its_approval(api):
+    approval = _approval(api)
+    response = api.get(f"/approvals/{approval['id']}")
+    assert response.status_code == 200 and response.json() == approval
+
+
+def test_other_service_accounts_and_bad_ids_get_not_found(api, other_api):
+    approval = _approval(api)
+    assert error_of(other_api.get(f"/approvals/{approval['id']}"))["code"] == "not_found"
+    assert api.get("/approvals/not-a-uuid").status_code == 404
+    assert api.get("/approvals/7b0c1b8e-59b4-4d8e-9a5e-1d1c1d1c1d1c").status_code == 404
+
+
+@pytest.mark.parametrize("wait", ["-1", "61", "soon", "1.5"])
+def test_wait_must_be_0_to_60_seconds(api, wait):
+    approval = _approval(api)
+    response = api.get(f"/approvals/{approval['id']}", wait=wait)
+    assert response.status_code == 400 and error_of(response)["code"] == "validation_error"
+
+
+def test_the_decision_shows_up_with_who_decided(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    decided = api.get(f"/approvals/{approval['id']}").json()
+    assert (decided["status"], decided["branch"], decided["decision"]) == ("approved", "resume", "allow")
+    assert decided["decided_by"] == ["alice"] and decided["approvals"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_poll_answers_within_a_second_of_the_decision(api, alice):
+    approval = _approval(api)
+
+    def approve_later():
+        time.sleep(1.0)
+        packet_approve(packet_id=approval["id"], user=alice)
+        connection.close()
+
+    threading.Thread(target=approve_later).start()
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="30").json()
+    waited = time.monotonic() - started
+    assert answer["status"] == "approved"
+    assert 0.9 < waited < 2.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_poll_ends_after_n_seconds_when_nothing_happens(api):
+    approval = _approval(api)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="1").json()
+    assert answer["status"] == "pending"
+    assert 0.9 < time.monotonic() - started < 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vote_that_leaves_the_status_unchanged_keeps_the_poll_waiting(api, policy, alice):
+    policy("two", required_approvals=2)
+    approval = _approval(api)
+
+    def vote_soon():
+        time.sleep(0.3)
+        packet_approve(packet_id=approval["id"], user=alice)
+        connection.close()
+
+    threading.Thread(target=vote_soon).start()
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="2").json()
+    assert answer["status"] == "pending" and answer["approvals"] == 1
+    assert time.monotonic() - started > 1.9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
+    from approvals import longpoll
+
+    settings.GATEKEEPER_MAX_LONG_POLLS = 1
+    longpoll._waiters = None
+    approval = _approval(api)
+    try:
+        holder = threading.Thread(
+            target=lambda: (longpoll.wait_for_status_change(approval["id"], "pending", 2), connection.close())
+        )
+        holder.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        api.get(f"/approvals/{approval['id']}", wait="10")
+        assert time.monotonic() - started < 1
+        holder.join()
+    finally:
+        longpoll._waiters = None
+
+
+def _stale(approval):
+    PausePacket.objects.filter(id=approval["id"]).update(fresh_until=timezone.now() - timedelta(seconds=1))
+
+
+def test_refresh_replaces_a_stale_approval(api):
+    approval = _approval(api)
+    _stale(approval)
+    response = api.post(f"/approvals/{approval['id']}/refresh",
+                        {"context": CONTEXT, "action": {"args": {"user": "new.hire", "role": "viewer"}}})
+    assert response.status_code == 201
+    fresh = response.json()
+    assert fresh["id"] != approval["id"] and fresh["status"] == "pending"
+    assert fresh["action"]["args"] == {"user": "new.hire", "role": "viewer"}
+    old = api.get(f"/approvals/{approval['id']}").json()
+    assert old["status"] == "superseded" and old["superseded_by"] == fresh["id"]
+
+
+def test_refresh_of_a_fresh_approval_is_invalid_state(api):
+    approval = _approval(api)
+    response = api.post(f"/approvals/{approval['id']}/refresh", {"context": CONTEXT})
+    assert response.status_code == 409 and error_of(response)["code"] == "invalid_state"
+
+
+def test_refresh_of_an_expired_approval_is_410(api):
+    approval = _approval(api)
+    past = timezone.now() - timedelta(seconds=1)
+    PausePacket.objects.filter(id=approval["id"]).update(created_at=past - timedelta(hours=2), expires_at=past)
+    response = api.post(f"/approvals/{approval['id']}/refresh", {"context": CONTEXT})
+    assert response.status_code == 410 and error_of(response)["code"] == "expired"
+    assert api.get(f"/approvals/{approval['id']}").json()["status"] == "expired"
+
+
+def test_refresh_of_a_decided_approval_is_already_decided(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    response = api.post(f"/approvals/{approval['id']}/refresh", {"context": CONTEXT})
+    assert response.status_code == 409 and error_of(response)["code"] == "already_decided"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"context": "x"}, {"context": CONTEXT, "action": {"tool": "x"}}, {"context": CONTEXT, "extra": 1},
+     {"context": [{"name": "n", "value": 1, "observed_at": "2026-01-01T00:00:00"}]}],
+)
+def test_refresh_bodies_are_validated(api, body):
+    approval = _approval(api)
+    _stale(approval)
+    response = api.post(f"/approvals/{approval['id']}/refresh", body)
+    assert response.status_code == 400 and error_of(response)["code"] == "validation_error"
