@@ -18,12 +18,17 @@ def execution_steps(execution: Execution) -> tuple[list[dict], list[dict]]:
         .order_by("created_at")
         .values_list("step_index", "step_name", "decision")
     ):
-        steps[index] = {"index": index, "name": name, "decision": decision, "outcome": None,
-                        "approval": None}
-    for index, packet_id, status, decision in (
+        steps[index] = {
+            "index": index,
+            "name": name,
+            "decision": decision,
+            "outcome": None,
+            "approval": None,
+        }
+    for index, packet_id, decision in (
         PausePacket.objects.filter(execution=execution)
         .order_by("created_at")
-        .values_list("step_index", "id", "status", "decision")
+        .values_list("step_index", "id", "decision")
     ):
         if index in steps:
             steps[index]["approval"] = packet_id

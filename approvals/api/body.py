@@ -44,7 +44,9 @@ def json_body(request) -> dict:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
         message = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise ValidationFailed.of([{"field": "body", "message": f"is not valid JSON: {message}"}]) from None
+        raise ValidationFailed.of(
+            [{"field": "body", "message": f"is not valid JSON: {message}"}]
+        ) from None
     if not isinstance(body, dict):
         raise ValidationFailed.of([{"field": "body", "message": "must be a JSON object"}])
     problems = json_problems(body)

@@ -1,8 +1,10 @@
 """The API's one error shape: {"error": {"code", "message", "details"}} (DESIGN section 6)."""
 
 from django.http import JsonResponse
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
 
-from approvals.errors import GatekeeperError
+from approvals.errors import GatekeeperError, ValidationFailed
 
 STATUS_CODES = {
     400: "validation_error",
@@ -16,7 +18,9 @@ STATUS_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None) -> JsonResponse:
+def error_response(
+    status: int, code: str, message: str, details: dict | None = None
+) -> JsonResponse:
     return JsonResponse(
         {"error": {"code": code, "message": message, "details": details or {}}}, status=status
     )
@@ -24,3 +28,34 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 
 def gatekeeper_error_response(error: GatekeeperError) -> JsonResponse:
     return error_response(error.status, error.code, error.message, error.details)
+
+
+def register_error_handlers(api) -> None:
+    """Every error Ninja or the services raise becomes the one error shape."""
+
+    @api.exception_handler(GatekeeperError)
+    def _gatekeeper_error(request, error: GatekeeperError):
+        return gatekeeper_error_response(error)
+
+    @api.exception_handler(AuthenticationError)
+    def _unauthorized(request, error):
+        response = error_response(401, "unauthorized", "a valid bearer token is required")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @api.exception_handler(NinjaValidationError)
+    def _invalid(request, error: NinjaValidationError):
+        # loc is ("query", "wait") and the like: the first part names where, not what.
+        errors = [
+            {
+                "field": ".".join(str(part) for part in e.get("loc", ())[1:]) or "request",
+                "message": e.get("msg", "is invalid"),
+            }
+            for e in error.errors
+        ] or [{"field": "request", "message": "is invalid"}]
+        return gatekeeper_error_response(ValidationFailed.of(errors))
+
+    @api.exception_handler(HttpError)
+    def _http_error(request, error: HttpError):
+        code = STATUS_CODES.get(error.status_code, "error")
+        return error_response(error.status_code, code, str(error))

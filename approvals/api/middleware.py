@@ -1,7 +1,7 @@
-"""Every answer under /api/ is JSON in the error shape, even ones Django or Ninja make themselves."""
+"""Every answer under /api/ is JSON in the error shape, even those Django or Ninja make."""
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, OperationalError
+from django.db import OperationalError
 
 from approvals.api.errors import STATUS_CODES, error_response
 
@@ -35,10 +35,6 @@ class ApiJsonErrorsMiddleware:
             return None
         if isinstance(exception, RequestDataTooBig):
             return error_response(413, "payload_too_large", "the body is too large")
-        if isinstance(exception, OperationalError | DatabaseError) and _is_unavailable(exception):
+        if isinstance(exception, OperationalError):  # the database is down or unreachable
             return error_response(503, "unavailable", MESSAGES[503])
         return None
-
-
-def _is_unavailable(exception) -> bool:
-    return isinstance(exception, OperationalError)

@@ -99,8 +99,15 @@ class ApprovalStep(BaseModel):
 class ApprovalOut(BaseModel):
     id: UUID
     status: Literal[
-        "pending", "approved", "rejected", "expired", "re_review", "reconciling", "applied",
-        "terminated", "superseded",
+        "pending",
+        "approved",
+        "rejected",
+        "expired",
+        "re_review",
+        "reconciling",
+        "applied",
+        "terminated",
+        "superseded",
     ]
     branch: Literal["resume", "re_review", "reconcile", "terminate"] | None
     decision: Literal["allow", "block", "skip"] | None

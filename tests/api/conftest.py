@@ -14,8 +14,9 @@ class ApiClient:
 
     def post(self, path, body=None, *, raw=None, content_type="application/json", **extra):
         data = raw if raw is not None else json.dumps(body if body is not None else {})
-        return self.client.post(f"/api/v1{path}", data=data, content_type=content_type,
-                                headers=self.headers, **extra)
+        return self.client.post(
+            f"/api/v1{path}", data=data, content_type=content_type, headers=self.headers, **extra
+        )
 
     def get(self, path, **params):
         return self.client.get(f"/api/v1{path}", params, headers=self.headers)

@@ -44,7 +44,11 @@ def test_the_decision_shows_up_with_who_decided(api, alice):
     approval = _approval(api)
     packet_approve(packet_id=approval["id"], user=alice)
     decided = api.get(f"/approvals/{approval['id']}").json()
-    assert (decided["status"], decided["branch"], decided["decision"]) == ("approved", "resume", "allow")
+    assert (decided["status"], decided["branch"], decided["decision"]) == (
+        "approved",
+        "resume",
+        "allow",
+    )
     assert decided["decided_by"] == ["alice"] and decided["approvals"] == 1
 
 
@@ -100,7 +104,10 @@ def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
     approval = _approval(api)
     try:
         holder = threading.Thread(
-            target=lambda: (longpoll.wait_for_status_change(approval["id"], "pending", 2), connection.close())
+            target=lambda: (
+                longpoll.wait_for_status_change(approval["id"], "pending", 2),
+                connection.close(),
+            )
         )
         holder.start()
         time.sleep(0.3)
@@ -113,14 +120,18 @@ def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
 
 
 def _stale(approval):
-    PausePacket.objects.filter(id=approval["id"]).update(fresh_until=timezone.now() - timedelta(seconds=1))
+    PausePacket.objects.filter(id=approval["id"]).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
 
 
 def test_refresh_replaces_a_stale_approval(api):
     approval = _approval(api)
     _stale(approval)
-    response = api.post(f"/approvals/{approval['id']}/refresh",
-                        {"context": CONTEXT, "action": {"args": {"user": "new.hire", "role": "viewer"}}})
+    response = api.post(
+        f"/approvals/{approval['id']}/refresh",
+        {"context": CONTEXT, "action": {"args": {"user": "new.hire", "role": "viewer"}}},
+    )
     assert response.status_code == 201
     fresh = response.json()
     assert fresh["id"] != approval["id"] and fresh["status"] == "pending"
@@ -138,7 +149,9 @@ def test_refresh_of_a_fresh_approval_is_invalid_state(api):
 def test_refresh_of_an_expired_approval_is_410(api):
     approval = _approval(api)
     past = timezone.now() - timedelta(seconds=1)
-    PausePacket.objects.filter(id=approval["id"]).update(created_at=past - timedelta(hours=2), expires_at=past)
+    PausePacket.objects.filter(id=approval["id"]).update(
+        created_at=past - timedelta(hours=2), expires_at=past
+    )
     response = api.post(f"/approvals/{approval['id']}/refresh", {"context": CONTEXT})
     assert response.status_code == 410 and error_of(response)["code"] == "expired"
     assert api.get(f"/approvals/{approval['id']}").json()["status"] == "expired"
@@ -153,8 +166,13 @@ def test_refresh_of_a_decided_approval_is_already_decided(api, alice):
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"context": "x"}, {"context": CONTEXT, "action": {"tool": "x"}}, {"context": CONTEXT, "extra": 1},
-     {"context": [{"name": "n", "value": 1, "observed_at": "2026-01-01T00:00:00"}]}],
+    [
+        {},
+        {"context": "x"},
+        {"context": CONTEXT, "action": {"tool": "x"}},
+        {"context": CONTEXT, "extra": 1},
+        {"context": [{"name": "n", "value": 1, "observed_at": "2026-01-01T00:00:00"}]},
+    ],
 )
 def test_refresh_bodies_are_validated(api, body):
     approval = _approval(api)

@@ -8,7 +8,9 @@ from tests.conftest import gate_body
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic abc", "bearer gk_wrong"])
 def test_missing_or_wrong_tokens_are_unauthorized(client, db, header):
     headers = {"Authorization": header} if header else {}
-    response = client.post("/api/v1/gate", data=gate_body(), content_type="application/json", headers=headers)
+    response = client.post(
+        "/api/v1/gate", data=gate_body(), content_type="application/json", headers=headers
+    )
     assert response.status_code == 401
     assert error_of(response)["code"] == "unauthorized"
 

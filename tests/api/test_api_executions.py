@@ -7,13 +7,17 @@ from tests.conftest import gate_body
 
 
 def _gate(api, index, **overrides):
-    return api.post("/gate", gate_body(step__index=index, step__name=f"step{index}", **overrides)).json()
+    return api.post(
+        "/gate", gate_body(step__index=index, step__name=f"step{index}", **overrides)
+    ).json()
 
 
 def test_an_outcome_reports_whether_the_step_was_gated(api, policy):
     policy("all", effect="allow")
     _gate(api, 0)
-    gated = api.post("/executions/onboard-42/steps/0/outcome", {"side_effect": "landed", "detail": {"id": 3}})
+    gated = api.post(
+        "/executions/onboard-42/steps/0/outcome", {"side_effect": "landed", "detail": {"id": 3}}
+    )
     assert gated.status_code == 200 and gated.json() == {"gated": True}
     ungated = api.post("/executions/onboard-42/steps/5/outcome", {"side_effect": "landed"})
     assert ungated.json() == {"gated": False}
@@ -23,10 +27,30 @@ def test_an_outcome_reports_whether_the_step_was_gated(api, policy):
     ("path", "body", "status", "code"),
     [
         ("/executions/nope/steps/0/outcome", {"side_effect": "landed"}, 404, "not_found"),
-        ("/executions/onboard-42/steps/0/outcome", {"side_effect": "maybe"}, 400, "validation_error"),
-        ("/executions/onboard-42/steps/0/outcome", {"side_effect": "landed", "detail": []}, 400, "validation_error"),
-        ("/executions/onboard-42/steps/-1/outcome", {"side_effect": "landed"}, 400, "validation_error"),
-        ("/executions/onboard-42/steps/99999999999/outcome", {"side_effect": "landed"}, 400, "validation_error"),
+        (
+            "/executions/onboard-42/steps/0/outcome",
+            {"side_effect": "maybe"},
+            400,
+            "validation_error",
+        ),
+        (
+            "/executions/onboard-42/steps/0/outcome",
+            {"side_effect": "landed", "detail": []},
+            400,
+            "validation_error",
+        ),
+        (
+            "/executions/onboard-42/steps/-1/outcome",
+            {"side_effect": "landed"},
+            400,
+            "validation_error",
+        ),
+        (
+            "/executions/onboard-42/steps/99999999999/outcome",
+            {"side_effect": "landed"},
+            400,
+            "validation_error",
+        ),
         ("/executions/bad%20id/steps/0/outcome", {"side_effect": "landed"}, 404, "not_found"),
     ],
 )
@@ -50,7 +74,11 @@ def test_an_owner_change_terminates_open_approvals(api):
     response = api.post("/executions/onboard-42/owner", {"owner": "it-leads", "reason": "handoff"})
     assert response.status_code == 200 and response.json()["owner"] == "it-leads"
     after = api.get(f"/approvals/{approval['id']}").json()
-    assert (after["status"], after["branch"], after["decision"]) == ("terminated", "terminate", "block")
+    assert (after["status"], after["branch"], after["decision"]) == (
+        "terminated",
+        "terminate",
+        "block",
+    )
     assert after["execution"]["owner"] == "it-leads"
 
 
@@ -74,7 +102,9 @@ def test_the_execution_lists_steps_record_and_every_kind_of_gap(api, policy, ali
     execution = api.get("/executions/onboard-42").json()
     assert execution["status"] == "active" and execution["workflow"] == "hr-onboarding"
     assert [(s["index"], s["decision"], s["outcome"]) for s in execution["steps"]] == [
-        (0, "allow", "landed"), (1, "allow", None), (3, "allow", None),
+        (0, "allow", "landed"),
+        (1, "allow", None),
+        (3, "allow", None),
     ]
     assert execution["steps"][2]["approval"] == approval["id"]
     assert execution["gaps"] == [

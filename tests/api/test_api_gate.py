@@ -16,13 +16,30 @@ def test_an_unmatched_step_requires_approval_with_the_approval_in_the_answer(api
     assert answer["decision"] == "require_approval" and answer["policy"] is None
     approval = answer["approval"]
     assert approval["status"] == "pending" and approval["approvals"] == 0
-    assert approval["action"] == {"tool": "iam.grant", "args": {"user": "new.hire", "role": "admin"}}
+    assert approval["action"] == {
+        "tool": "iam.grant",
+        "args": {"user": "new.hire", "role": "admin"},
+    }
     assert approval["execution"] == {"thread_id": "onboard-42", "owner": "reviewers"}
     assert approval["step"] == {"index": 3, "name": "set_privileges"}
     assert set(approval) == {
-        "id", "status", "branch", "decision", "action", "edited", "comment", "decided_by",
-        "decided_at", "fresh_until", "expires_at", "required_approvals", "approvals", "execution",
-        "step", "superseded_by", "url",
+        "id",
+        "status",
+        "branch",
+        "decision",
+        "action",
+        "edited",
+        "comment",
+        "decided_by",
+        "decided_at",
+        "fresh_until",
+        "expires_at",
+        "required_approvals",
+        "approvals",
+        "execution",
+        "step",
+        "superseded_by",
+        "url",
     }
 
 
