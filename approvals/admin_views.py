@@ -1,13 +1,11 @@
 """Admin pages that are not a model's add/change form: the policy dry run, the one-time secrets."""
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from approvals.admin_forms import DryRunForm
-from approvals.policy_rules import GateFacts, evaluate
-from approvals.services.policies import policy_rules
+from approvals.services.policies import policy_verdict
 
 
 def policy_dry_run(request, model_admin):
@@ -22,19 +20,7 @@ def policy_dry_run(request, model_admin):
     form = DryRunForm(request.POST or None)
     verdict = None
     if request.method == "POST" and form.is_valid():
-        gate_request = form.cleaned_data["request"]
-        verdict = evaluate(
-            policy_rules(),
-            GateFacts(
-                workflow=gate_request.workflow,
-                tool=gate_request.tool,
-                args=gate_request.args,
-                side_effect=gate_request.side_effect,
-                risk_score=gate_request.risk_score,
-                risk_labels=gate_request.risk_labels,
-            ),
-            default_decision=settings.GATEKEEPER_DEFAULT_DECISION,
-        )
+        verdict = policy_verdict(form.cleaned_data["request"])
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,

@@ -211,16 +211,7 @@ def _supersede(packet, context, args, side_effect, service_account, now) -> Paus
         policy_name=packet.policy_name,
         policy_version=packet.policy_version,
         reason=packet.reason,
-        packet_settings=PacketSettings(
-            approvers=packet.approvers,
-            escalate_to=packet.escalate_to,
-            required_approvals=packet.required_approvals,
-            forbid_self_approval=packet.forbid_self_approval,
-            allow_edit=packet.allow_edit,
-            fresh_for_seconds=packet.fresh_for_seconds,
-            expires_after_seconds=packet.expires_after_seconds,
-            remind_before_seconds=packet.remind_before_seconds,
-        ),
+        packet_settings=PacketSettings.of_packet(packet),
         actor=service_account.actor,
         now=now,
     )

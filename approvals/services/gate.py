@@ -2,16 +2,15 @@
 
 import hashlib
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
 from approvals.gate_request import GateRequest
 from approvals.models import Execution, GateCheck, PausePacket, Policy, ServiceAccount
-from approvals.policy_rules import GateFacts, Verdict, evaluate
+from approvals.policy_rules import Verdict
 from approvals.serializers import approval_json
 from approvals.services.packets import packet_open
-from approvals.services.policies import packet_settings, policy_rules
+from approvals.services.policies import packet_settings, policy_verdict
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
 from audit.models import AuditEvent
@@ -79,18 +78,7 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest) -> Exe
 
 def _decide(service_account, request: GateRequest, body: dict, request_hash: str) -> dict:
     execution = _execution_for(service_account, request)
-    verdict: Verdict = evaluate(
-        policy_rules(),
-        GateFacts(
-            workflow=request.workflow,
-            tool=request.tool,
-            args=request.args,
-            side_effect=request.side_effect,
-            risk_score=request.risk_score,
-            risk_labels=request.risk_labels,
-        ),
-        default_decision=settings.GATEKEEPER_DEFAULT_DECISION,
-    )
+    verdict = policy_verdict(request)
     rule = verdict.rule
     check = GateCheck.objects.create(
         service_account=service_account,

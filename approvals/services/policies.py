@@ -1,20 +1,23 @@
 """Policies: versioned saves, import and export, and the settings a packet is made with."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from django.conf import settings
 from django.db import transaction
 
 from approvals.errors import ValidationFailed
+from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
-from approvals.policy_rules import Rule
+from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate
 from audit.models import AuditEvent
 from audit.services import record_event
 
 
 @dataclass(frozen=True)
 class PacketSettings:
+    """The rules a packet is made under, resolved from its policy and the defaults."""
+
     approvers: str
     escalate_to: str
     required_approvals: int
@@ -23,6 +26,11 @@ class PacketSettings:
     fresh_for_seconds: int
     expires_after_seconds: int
     remind_before_seconds: int
+
+    @classmethod
+    def of_packet(cls, packet) -> "PacketSettings":
+        """The settings an existing packet was made with (a refresh keeps them)."""
+        return cls(**{field.name: getattr(packet, field.name) for field in fields(cls)})
 
 
 def policy_document(policy: Policy) -> dict:
@@ -105,6 +113,19 @@ def policy_rules() -> list[Rule]:
         )
         for p in Policy.objects.all()
     ]
+
+
+def policy_verdict(request: GateRequest) -> Verdict:
+    """Which policy decides this gate request, and why: what the gate and the dry run both ask."""
+    facts = GateFacts(
+        workflow=request.workflow,
+        tool=request.tool,
+        args=request.args,
+        side_effect=request.side_effect,
+        risk_score=request.risk_score,
+        risk_labels=request.risk_labels,
+    )
+    return evaluate(policy_rules(), facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:
