@@ -1,0 +1,46 @@
+"""Small template helpers: relative times and dictionary lookups."""
+
+import json
+from datetime import datetime
+
+from django import template
+from django.contrib.messages import constants as message_constants
+from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
+
+register = template.Library()
+
+
+@register.filter
+def relative(moment) -> str:
+    """'in 3 hours' or '12 minutes ago', the way a reviewer says it."""
+    if moment is None:
+        return ""
+    now = timezone.now()
+    if moment >= now:
+        return f"in {timeuntil(moment, now, depth=1)}"
+    return f"{timesince(moment, now, depth=1)} ago"
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Agent data as indented JSON text; the template escapes it like any other text."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+@register.filter
+def parse_time(value):
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@register.filter
+def notice_level(level) -> str:
+    return message_constants.DEFAULT_TAGS.get(level, "info")

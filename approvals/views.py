@@ -1,0 +1,217 @@
+"""The reviewer dashboard (DESIGN section 7): plain function views, one service call each."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
+
+from approvals import dashboard, wording
+from approvals.errors import GatekeeperError, NotFound, ValidationFailed
+from approvals.models import PausePacket
+from approvals.permissions import can_resume
+from approvals.services import review
+
+
+STATUS_TABS = [
+    ("open", "Open"),
+    ("pending", "Pending"),
+    ("re_review", "Re-review"),
+    ("reconciling", "Reconciling"),
+    ("approved", "Approved"),
+    ("rejected", "Rejected"),
+    ("expired", "Expired"),
+    ("all", "All"),
+]
+
+
+@require_GET
+@login_required
+def queue(request):
+    filters = dashboard.QueueFilters.from_query(request.GET)
+    page, counts = dashboard.queue_page(request.user, filters, request.GET.get("page"))
+    tabs = [
+        {
+            "label": label,
+            "status": status,
+            "url": "?" + filters.as_query(status=status),
+            "count": counts.get(status, 0),
+            "current": filters.status == status,
+        }
+        for status, label in STATUS_TABS
+    ]
+    context = {
+        "page": page,
+        "tabs": tabs,
+        "filters": filters,
+        "previous_url": "?" + filters.as_query(page=page.number - 1) if page.has_previous() else "",
+        "next_url": "?" + filters.as_query(page=page.number + 1) if page.has_next() else "",
+    }
+    template = "approvals/queue.html#queue" if request.htmx else "approvals/queue.html"
+    return TemplateResponse(request, template, context)
+
+
+def _packet_or_404(request, packet_id) -> PausePacket:
+    packet = dashboard.packet_for_user(request.user, packet_id)
+    if packet is None:
+        raise Http404("no such approval")
+    return packet
+
+
+def _packet_context(request, packet: PausePacket, **extra) -> dict:
+    votes = dashboard.packet_votes(packet)
+    voters = [vote.user.get_username() for vote in votes]
+    outcome = dashboard.approval_preview(packet, voters=voters)
+    username = request.user.get_username()
+    return {
+        "packet": packet,
+        "execution": packet.execution,
+        "votes": votes,
+        "can_resume": can_resume(request.user, packet),
+        "is_requester": packet.forbid_self_approval and username == packet.on_behalf_of,
+        "has_voted": username in voters,
+        "approve_consequence": wording.approve_consequence(packet, outcome, votes=len(voters)),
+        "take_over_consequence": wording.take_over_consequence(packet),
+        "args_json": json.dumps(packet.effective_args, indent=2, sort_keys=True),
+        "original_args_json": json.dumps(packet.args, indent=2, sort_keys=True),
+        "record": dashboard.execution_recent_record(packet),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def packet_detail(request, packet_id):
+    packet = _packet_or_404(request, packet_id)
+    template = "approvals/packet.html#decision" if request.htmx else "approvals/packet.html"
+    return TemplateResponse(request, template, _packet_context(request, packet))
+
+
+def _act(request, packet_id, action):
+    """Run one reviewer action and answer: a fragment for htmx, a 303 to the packet otherwise.
+
+    A late or refused action is not an error page: the reviewer sees what happened instead.
+    """
+    _packet_or_404(request, packet_id)
+    form_errors = {}
+    try:
+        result = action()
+        level, text = messages.SUCCESS, result.message[:1].upper() + result.message[1:] + "."
+    except NotFound:
+        raise Http404("no such approval") from None
+    except ValidationFailed as error:
+        form_errors = {e["field"]: e["message"] for e in error.details.get("errors", [])}
+        level, text = messages.ERROR, "Nothing was changed: " + error.message
+    except GatekeeperError as error:
+        level, text = messages.WARNING, error.message[:1].upper() + error.message[1:] + "."
+    if request.htmx:
+        packet = _packet_or_404(request, packet_id)
+        context = _packet_context(
+            request,
+            packet,
+            notice={"level": level, "text": text},
+            form_errors=form_errors,
+            submitted_args=request.POST.get("args", ""),
+        )
+        response = TemplateResponse(request, "approvals/packet.html#decision", context)
+        return trigger_client_event(response, "packetChanged", {"id": str(packet_id)})
+    if form_errors:
+        packet = _packet_or_404(request, packet_id)
+        context = _packet_context(
+            request,
+            packet,
+            notice={"level": level, "text": text},
+            form_errors=form_errors,
+            submitted_args=request.POST.get("args", ""),
+        )
+        return TemplateResponse(request, "approvals/packet.html", context, status=400)
+    messages.add_message(request, level, text)
+    # 303: the browser follows with a GET, so a reload never repeats the action.
+    response = HttpResponseRedirect(reverse("approvals:packet", args=[packet_id]))
+    response.status_code = 303
+    return response
+
+
+def _edited_args(raw: str):
+    """None when the reviewer left the args as they were; the parsed object otherwise."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as error:
+        raise ValidationFailed.of([{"field": "args", "message": f"is not valid JSON ({error})"}])
+    if not isinstance(value, dict):
+        raise ValidationFailed.of([{"field": "args", "message": "must be a JSON object"}])
+    return value
+
+
+@require_POST
+@login_required
+def approve(request, packet_id):
+    def action():
+        return review.packet_approve(
+            packet_id=packet_id,
+            user=request.user,
+            comment=request.POST.get("comment", ""),
+            edited_args=_edited_args(request.POST.get("args", "")),
+        )
+
+    return _act(request, packet_id, action)
+
+
+@require_POST
+@login_required
+def reject(request, packet_id):
+    return _act(
+        request,
+        packet_id,
+        lambda: review.packet_reject(
+            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
+        ),
+    )
+
+
+@require_POST
+@login_required
+def reconcile(request, packet_id):
+    def action():
+        happened = request.POST.get("happened")
+        if happened not in ("yes", "no"):
+            raise ValidationFailed.of([{"field": "happened", "message": "choose yes or no"}])
+        return review.packet_reconcile(
+            packet_id=packet_id,
+            user=request.user,
+            happened=happened == "yes",
+            comment=request.POST.get("comment", ""),
+        )
+
+    return _act(request, packet_id, action)
+
+
+@require_POST
+@login_required
+def take_over(request, packet_id):
+    return _act(
+        request,
+        packet_id,
+        lambda: review.packet_take_over(
+            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
+        ),
+    )
+
+
+@require_POST
+@login_required
+def comment(request, packet_id):
+    return _act(
+        request,
+        packet_id,
+        lambda: review.packet_comment(
+            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
+        ),
+    )
