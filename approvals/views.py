@@ -5,8 +5,8 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseRedirect
-from django.urls import reverse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -15,7 +15,6 @@ from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
 from approvals.services import review
-
 
 STATUS_TABS = [
     ("open", "Open"),
@@ -144,7 +143,9 @@ def _edited_args(raw: str):
     try:
         value = json.loads(raw)
     except ValueError as error:
-        raise ValidationFailed.of([{"field": "args", "message": f"is not valid JSON ({error})"}])
+        raise ValidationFailed.of(
+            [{"field": "args", "message": f"is not valid JSON ({error})"}]
+        ) from None
     if not isinstance(value, dict):
         raise ValidationFailed.of([{"field": "args", "message": "must be a JSON object"}])
     return value

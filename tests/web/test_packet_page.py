@@ -89,7 +89,7 @@ def test_the_requester_is_told_about_four_eyes(client, make_user, packet_for):
     packet = packet_for(execution__on_behalf_of="dana")
     client.force_login(dana)
     html = client.get(f"/approvals/{packet.id}/").content.decode()
-    assert "Four-eyes" in html and 'action="/approvals/%s/approve/"' % packet.id not in html
+    assert "Four-eyes" in html and f'action="/approvals/{packet.id}/approve/"' not in html
 
 
 def test_htmx_gets_the_decision_fragment(client, alice, packet_for, htmx):
