@@ -1,8 +1,8 @@
 """Reads for the reviewer dashboard: what a user may see, narrowed by guardian, in few queries."""
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -109,6 +109,10 @@ def queue_page(user, filters: QueueFilters, page_number) -> tuple[Page, dict[str
     counts["all"] = sum(counts.values())
     counts["open"] = sum(counts.get(status, 0) for status in PausePacket.OPEN_STATUSES)
     return page, counts
+
+
+def open_count(user) -> int:
+    return packets_visible_to(user).filter(status__in=PausePacket.OPEN_STATUSES).count()
 
 
 def packet_for_user(user, packet_id) -> PausePacket | None:

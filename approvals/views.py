@@ -54,6 +54,15 @@ def queue(request):
     return TemplateResponse(request, template, context)
 
 
+@require_GET
+@login_required
+def open_count(request):
+    """The open-packet count in the top bar; htmx refreshes it after every action."""
+    return TemplateResponse(
+        request, "approvals/_open_count.html", {"open_count": dashboard.open_count(request.user)}
+    )
+
+
 def _packet_or_404(request, packet_id) -> PausePacket:
     packet = dashboard.packet_for_user(request.user, packet_id)
     if packet is None:

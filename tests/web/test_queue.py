@@ -90,3 +90,12 @@ def test_the_queue_costs_the_same_queries_however_long(logged_in, alice, packet_
         response = client.get("/approvals/")
     assert response.status_code == 200
     assert len(queries) == 5, "\n".join(q["sql"] for q in queries.captured_queries)
+
+
+def test_the_open_count_fragment_counts_what_the_user_may_see(client, alice, charlie, packet_for):
+    packet_for()
+    assert client.get("/approvals/open-count/").status_code == 302
+    client.force_login(alice)
+    assert client.get("/approvals/open-count/").content.decode().strip() == "1"
+    client.force_login(charlie)
+    assert client.get("/approvals/open-count/").content.decode().strip() == "0"
