@@ -156,6 +156,11 @@ GATEKEEPER_MAX_REQUEST_BYTES = env_int("GATEKEEPER_MAX_REQUEST_BYTES", 1024 * 10
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEKEEPER_MAX_REQUEST_BYTES
 # Long-polls waiting at once per process; past this, GET ?wait=N answers at once.
 GATEKEEPER_MAX_LONG_POLLS = env_int("GATEKEEPER_MAX_LONG_POLLS", 32, minimum=1)
+# Bearer token Prometheus sends to /metrics/prometheus; unset switches the endpoint off (404).
+# The endpoint needs no session, so a guessable token would publish the figures to anyone.
+GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")
+if GATEKEEPER_METRICS_TOKEN is not None and len(GATEKEEPER_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
 
 LOGGING = {
     "version": 1,
