@@ -9,11 +9,26 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
-from audit.chain import GENESIS_HASH, chain_hash, row_document
+from audit.chain import DOCUMENT_SQL, GENESIS_HASH, chain_hash
 from audit.models import AuditEvent
 
 # Any constant works; it names the one lock that serialises the head of the chain.
 CHAIN_LOCK_KEY = 0x6A7E_4B33
+
+_COLUMNS = "t.id, t.at, t.kind, t.actor, t.execution_id, t.packet_id, t.data"
+_UNNEST = (
+    "unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[], %s::uuid[], %s::uuid[],"
+    " %s::jsonb[]) AS t(id, at, kind, actor, execution_id, packet_id, data)"
+)
+# PostgreSQL renders each row's document: exactly what the verifier will render later.
+# Composed from constants only; every value travels as a parameter.
+_DOCUMENTS = f"SELECT {DOCUMENT_SQL.format(p='t.')} FROM {_UNNEST} ORDER BY t.id"
+_INSERT = (
+    "INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data,"
+    " prev_hash, hash) "
+    "SELECT " + _COLUMNS + ", h.prev_hash, h.hash FROM " + _UNNEST + " "
+    "JOIN unnest(%s::bigint[], %s::text[], %s::text[]) AS h(id, prev_hash, hash) ON h.id = t.id"
+)
 
 
 @dataclass(frozen=True)
@@ -37,52 +52,51 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
         return []
     if not connection.in_atomic_block:
         raise RuntimeError("audit events must be written inside the transaction of their change")
+    now = timezone.now()
+    payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
         cursor.execute("SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1")
-        row = cursor.fetchone()
+        head = cursor.fetchone()
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) "
             "FROM generate_series(1, %s)",
             [len(events)],
         )
         seqs = [seq for (seq,) in cursor.fetchall()]
-        # Hash the payloads exactly as jsonb will give them back: it rewrites some numbers
-        # (1e+20 becomes 100000000000000000000, -0.0 becomes 0.0), so Python's own form is not it.
-        cursor.execute(
-            "SELECT d::jsonb::text FROM unnest(%s::text[]) WITH ORDINALITY AS t(d, n) ORDER BY n",
-            [[json.dumps(event.data, cls=DjangoJSONEncoder, allow_nan=False) for event in events]],
-        )
-        payloads = [json.loads(text) for (text,) in cursor.fetchall()]
-    prev = row[0] if row else GENESIS_HASH
-    now = timezone.now()
-    rows = []
-    for seq, event, data in zip(seqs, events, payloads, strict=True):
-        document = row_document(
-            seq=seq,
+        columns = [
+            seqs,
+            [now] * len(events),
+            [e.kind for e in events],
+            [e.actor for e in events],
+            [e.execution_id for e in events],
+            [e.packet_id for e in events],
+            payloads,
+        ]
+        cursor.execute(_DOCUMENTS, columns)
+        prev = head[0] if head else GENESIS_HASH
+        prev_hashes, hashes = [], []
+        for (document,) in cursor.fetchall():
+            prev_hashes.append(prev)
+            prev = chain_hash(prev, document)
+            hashes.append(prev)
+        cursor.execute(_INSERT, [*columns, seqs, prev_hashes, hashes])
+    return [
+        AuditEvent(
+            id=seq,
             at=now,
-            kind=event.kind,
-            actor=event.actor,
-            execution_id=event.execution_id,
-            packet_id=event.packet_id,
-            data=data,
+            kind=e.kind,
+            actor=e.actor,
+            execution_id=e.execution_id,
+            packet_id=e.packet_id,
+            data=json.loads(payload),
+            prev_hash=prev_hash,
+            hash=digest,
         )
-        digest = chain_hash(prev, document)
-        rows.append(
-            AuditEvent(
-                id=seq,
-                at=now,
-                kind=event.kind,
-                actor=event.actor,
-                execution_id=event.execution_id,
-                packet_id=event.packet_id,
-                data=data,
-                prev_hash=prev,
-                hash=digest,
-            )
+        for seq, e, payload, prev_hash, digest in zip(
+            seqs, events, payloads, prev_hashes, hashes, strict=True
         )
-        prev = digest
-    return AuditEvent.objects.bulk_create(rows)
+    ]
 
 
 def record_event(
@@ -100,4 +114,3 @@ def record_event(
             )
         ]
     )[0]
-
