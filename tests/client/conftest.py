@@ -1,0 +1,185 @@
+"""The client against a live server: real HTTP, real transactions, reviewers in other threads."""
+
+import http.client
+import http.server
+import json
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import close_old_connections, connection
+
+from approvals.models import PausePacket
+from approvals.services.service_accounts import service_account_create
+from gatekeeper.client import GatekeeperClient
+
+CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-22T09:00:00Z"}]
+
+
+@pytest.fixture
+def gk_account(live_server, db):
+    return service_account_create(name="orchestrator")
+
+
+@pytest.fixture
+def gk(live_server, gk_account):
+    """A client for the orchestrator service account, with short backoffs."""
+    return GatekeeperClient(live_server.url, gk_account[1], backoff=0.01, timeout=10)
+
+
+def step(**overrides) -> dict:
+    """Keyword arguments of check() / run_step() for one onboarding step."""
+    options = {
+        "thread_id": "onboard-42",
+        "workflow": "hr-onboarding",
+        "step_index": 2,
+        "tool": "iam.grant",
+        "context": CONTEXT,
+    }
+    options.update(overrides)
+    return options
+
+
+class Tool:
+    """A tool that records the args it ran with."""
+
+    def __init__(self, result="done", error=None):
+        self.calls = []
+        self.result = result
+        self.error = error
+        self.__name__ = "set_privileges"
+
+    def __call__(self, **args):
+        self.calls.append(args)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@pytest.fixture
+def in_background():
+    """Run reviewer actions in threads (as another process would); their errors fail the test."""
+    threads, errors = [], []
+
+    def run(action, *, delay=0.0):
+        def target():
+            try:
+                time.sleep(delay)
+                action()
+            except BaseException as error:  # reported when the test ends
+                errors.append(error)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        threads.append(thread)
+
+    yield run
+    for thread in threads:
+        thread.join(15)
+    assert not errors, errors
+
+
+def next_packet(thread_id: str, status: str = "pending", *, exclude=(), timeout=15) -> PausePacket:
+    """Wait for a packet of the execution in `status` (for reviewer threads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        close_old_connections()
+        packet = (
+            PausePacket.objects.filter(execution__thread_id=thread_id, status=status)
+            .exclude(id__in=list(exclude))
+            .order_by("created_at")
+            .first()
+        )
+        if packet is not None:
+            return packet
+        time.sleep(0.05)
+    raise AssertionError(f"no {status} packet of {thread_id} within {timeout} s")
+
+
+class FlakyProxy:
+    """An HTTP server on 127.0.0.1 that misbehaves by script, then forwards to the live server.
+
+    Each request takes the next word of `script` (then `forward` when it runs out):
+    `drop` closes the connection without an answer, `503` answers unavailable, `lost` forwards
+    the request but drops the answer (the server acted; the client never hears), `forward`
+    forwards and relays the answer.
+    """
+
+    def __init__(self, target: str, script=()):
+        self.target = urlsplit(target)
+        self.script = list(script)
+        self.seen: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                proxy.handle(self)
+
+            def do_POST(self):
+                proxy.handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def handle(self, request) -> None:
+        word = self.script.pop(0) if self.script else "forward"
+        self.seen.append(word)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else None
+        if word == "drop":
+            request.close_connection = True
+            return
+        if word == "503":
+            payload = json.dumps(
+                {"error": {"code": "unavailable", "message": "restarting", "details": {}}}
+            ).encode()
+            request.send_response(503)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            request.wfile.write(payload)
+            return
+        upstream = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=70)
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() in ("authorization", "content-type", "accept")
+        }
+        upstream.request(request.command, request.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        payload = answer.read()
+        upstream.close()
+        if word == "lost":
+            request.close_connection = True
+            return
+        request.send_response(answer.status)
+        request.send_header("Content-Type", answer.getheader("Content-Type", "application/json"))
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky_proxy(live_server):
+    proxies = []
+
+    def make(script=()):
+        proxy = FlakyProxy(live_server.url, script)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
