@@ -1,5 +1,11 @@
+import ctypes
+import ctypes.util
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from contextlib import nullcontext
 
 from django.conf import settings
@@ -18,15 +24,28 @@ from approvals.demo import (
     demo_seed,
 )
 from approvals.management.commands.seed_demo import report_seed
+from approvals.models import ServiceAccount
+from approvals.services.service_accounts import (
+    service_account_create,
+    service_account_rotate_token,
+)
 from gatekeeper.env import env_str
 
 HOST = "127.0.0.1"
+AGENT_ACCOUNT = "example-agent"
+AGENT_SCRIPT = "examples/hr_onboarding_agent.py"
+AGENT_EVERY_SECONDS = 120
+AGENT_MAX_RUNNING = 3
+# How long the web server may take to accept connections before the agent starts anyway.
+SERVER_START_SECONDS = 60
+STOP_SECONDS = 5
 
 
 class Command(BaseCommand):
     help = (
         "Try Gatekeeper: migrate the database, load the demo data, and serve it on "
-        f"http://{HOST}:8000/ with Django's development server."
+        f"http://{HOST}:8000/ with Django's development server, beside an example agent "
+        "that starts an HR onboarding every few minutes."
     )
 
     def add_arguments(self, parser):
@@ -34,8 +53,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-serve", action="store_true", help="Set up the database and demo data only"
         )
+        parser.add_argument(
+            "--no-agent",
+            action="store_true",
+            help="Serve without the example HR-onboarding agent that sends packets",
+        )
 
-    def handle(self, *args, port: int, no_serve: bool, verbosity: int, **options):
+    def handle(self, *args, port: int, no_serve: bool, no_agent: bool, verbosity: int, **options):
         if not 0 < port < 65536:
             raise CommandError(f"--port must be from 1 to 65535, not {port}")
         base_url = f"http://{HOST}:{port}"
@@ -55,26 +79,41 @@ class Command(BaseCommand):
                 raise CommandError(f"{error} (nothing was written)") from error
             if verbosity > 1:
                 report_seed(self.stdout, result)
-            self.stdout.write(self.banner(base_url, result, serving=not no_serve))
+            agent = not no_serve and not no_agent
+            # Rotated on every start: an agent left from an earlier run stops being let in.
+            agent_token = example_agent_token() if agent else None
+            self.stdout.write(
+                self.banner(base_url, result, serving=not no_serve, agent=agent_token is not None)
+            )
             if not settings.DEBUG:
                 self.stderr.write(
                     "DEBUG is off: the development server will not serve static files, and "
                     "ALLOWED_HOSTS must include 127.0.0.1. Unset DEBUG for the demo."
+                )
+            if agent and agent_token is None:
+                self.stderr.write(
+                    f"Service account {AGENT_ACCOUNT} is revoked: the example agent stays off."
                 )
         if no_serve:
             return
         connections.close_all()
         self.stdout.flush()
         sys.stdout.flush()
-        # The server becomes a plain `manage.py runserver` reading this environment, so its
-        # settings come from where every other process gets them; exec, not a child process,
-        # so Ctrl-C and kill reach the server itself and nothing is left behind.
+        # The server is a plain `manage.py runserver` reading this environment, so its settings
+        # come from where every other process gets them.
+        env = dict(os.environ)
         if env_str("GATEKEEPER_BASE_URL") is None:
-            os.environ["GATEKEEPER_BASE_URL"] = base_url
-        argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", "--noreload"]
-        os.execv(sys.executable, [*argv, f"{HOST}:{port}"])  # noqa: S606 - our own manage.py
+            env["GATEKEEPER_BASE_URL"] = base_url
+        server = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", "--noreload"]
+        server.append(f"{HOST}:{port}")
+        agent_argv, agent_env = (None, None)
+        if agent_token is not None:
+            agent_argv, agent_env = agent_command(base_url, agent_token, env)
+        code = serve(server, env, agent_argv, agent_env, address=(HOST, port), stderr=self.stderr)
+        if code:
+            raise CommandError(f"the web server stopped with exit code {code}")
 
-    def banner(self, base_url: str, result: SeedResult, *, serving: bool) -> str:
+    def banner(self, base_url: str, result: SeedResult, *, serving: bool, agent: bool) -> str:
         width = max(len(name) for name in USERS)
         lines = [
             "",
@@ -102,6 +141,13 @@ class Command(BaseCommand):
                 f"  Service account {SERVICE_ACCOUNT} exists: its token was shown once, when made.",
                 "  For another: python3 manage.py create_service_account NAME",
             ]
+        if agent:
+            lines += [
+                "",
+                f"  Example agent ({AGENT_SCRIPT}, service account {AGENT_ACCOUNT}):",
+                f"  starts an HR onboarding now and every {AGENT_EVERY_SECONDS} s; its packets",
+                "  arrive in the reviewers' queue and its steps print below (--no-agent: off).",
+            ]
         lines += [""]
         lines += ["  Stop with Ctrl-C."] if serving else ["  Serve it with: python3 manage.py demo"]
         lines += ["=" * 72, ""]
@@ -114,3 +160,128 @@ def _resolves(path: str) -> bool:
     except Resolver404:
         return False
     return True
+
+
+def example_agent_token() -> str | None:
+    """A new token for the example agent's service account (made on first use).
+
+    None when an admin revoked the account: the demo respects that and starts no agent.
+    """
+    account = ServiceAccount.objects.filter(name=AGENT_ACCOUNT).first()
+    if account is None:
+        return service_account_create(name=AGENT_ACCOUNT)[1]
+    if not account.is_active:
+        return None
+    return service_account_rotate_token(account=account)
+
+
+def agent_command(base_url: str, token: str, env: dict) -> tuple[list[str], dict]:
+    """The example agent's command line and environment: the token travels in the latter."""
+    argv = [
+        sys.executable,
+        str(settings.BASE_DIR / AGENT_SCRIPT),
+        "--loop",
+        str(AGENT_EVERY_SECONDS),
+        "--max-running",
+        str(AGENT_MAX_RUNNING),
+    ]
+    agent_env = {
+        **env,
+        "GATEKEEPER_URL": base_url,
+        "GATEKEEPER_TOKEN": token,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return argv, agent_env
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM reached the demo."""
+
+
+def _stop_signal(signum, frame):
+    raise _Stop(signum)
+
+
+def _die_with_parent():
+    """Linux: a child gets SIGTERM when the demo dies, even by SIGKILL, so none outlives it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def in_child():
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the demo died before prctl took effect
+            os._exit(1)
+
+    return in_child
+
+
+def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent())  # noqa: S603 - our own scripts
+
+
+def _stop(child: subprocess.Popen | None) -> None:
+    if child is None or child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _listening(address: tuple[str, int], server: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection(address, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def serve(
+    server_argv: list[str],
+    env: dict,
+    agent_argv: list[str] | None,
+    agent_env: dict | None,
+    *,
+    address: tuple[str, int],
+    stderr,
+) -> int | None:
+    """Run the web server and, once it accepts connections, the agent; both end with the demo.
+
+    Returns the server's exit code when it stops by itself, None when the demo was stopped
+    (Ctrl-C, SIGTERM). The agent stopping leaves the server running. Both children are
+    stopped on the way out, whatever the way out is.
+    """
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, _stop_signal) for signum in stop_signals}
+    server = agent = None
+    try:
+        server = _spawn(server_argv, env)
+        if agent_argv is not None and _listening(address, server, SERVER_START_SECONDS):
+            agent = _spawn(agent_argv, agent_env)
+        agent_reported = False
+        while True:
+            try:
+                return server.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                pass
+            if agent is not None and not agent_reported and agent.poll() is not None:
+                stderr.write(f"The example agent stopped (exit code {agent.returncode}).")
+                agent_reported = True
+    except _Stop:
+        return None
+    finally:
+        # A second Ctrl-C must not cut the clean-up short and leave a child behind.
+        for signum in stop_signals:
+            signal.signal(signum, signal.SIG_IGN)
+        _stop(agent)
+        _stop(server)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
