@@ -320,3 +320,55 @@ class PausePacketUserObjectPermission(UserObjectPermissionBase):
 
 class PausePacketGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(PausePacket, on_delete=models.CASCADE)
+
+
+class OutboxMessage(models.Model):
+    """A side effect (an email, a webhook) written in the transaction of the change it reports.
+
+    Delivered after commit by a Celery task that claims the row with a conditional update, so a
+    redelivered task never sends twice; a periodic re-drive delivers whatever was left behind.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        WEBHOOK = "webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed", "failed (gave up)"
+        UNDELIVERABLE = "undeliverable"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    topic = models.CharField(max_length=40, help_text="new_packet, reminder, approval.decided, ...")
+    packet = models.ForeignKey(
+        PausePacket, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"
+    )
+    service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    recipient = models.CharField(max_length=1000, help_text="an email address or a callback URL")
+    username = models.CharField(max_length=150, blank=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="outbox_due",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.topic} to {self.recipient} ({self.status})"

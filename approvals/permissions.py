@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 
 from approvals.models import (
     PausePacket,
@@ -67,4 +68,29 @@ def can_view(user, packet: PausePacket) -> bool:
 def can_resume(user, packet: PausePacket) -> bool:
     return user.is_active and (
         user.is_superuser or user.has_perm("approvals.resume_pausepacket", packet)
+    )
+
+
+def users_who_may_resume(packet: PausePacket):
+    """Active users holding resume permission on the packet, directly or through a group."""
+    by_user = PausePacketUserObjectPermission.objects.filter(
+        content_object=packet, permission__codename="resume_pausepacket"
+    ).values("user_id")
+    by_group = PausePacketGroupObjectPermission.objects.filter(
+        content_object=packet, permission__codename="resume_pausepacket"
+    ).values("group_id")
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(id__in=by_user) | Q(groups__id__in=by_group))
+        .distinct()
+        .order_by("username")
+    )
+
+
+def members_of(group_name: str):
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=group_name)
+        .order_by("username")
     )

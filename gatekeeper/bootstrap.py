@@ -111,12 +111,60 @@ def _port_answers(host, port):
         return False
 
 
+BROWSER_SKIP = "GATEKEEPER_BROWSER_SKIP"
+
+
+def _apt(args, **kwargs):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        return subprocess.run(args, env=env, **kwargs).returncode
+    except OSError:
+        return 127
+
+
+def _ensure_chromium():
+    """Install Debian's Chromium for the browser tests; None when it is there, else why not.
+
+    One PATH lookup when it is installed. apt-get's package lists are refreshed only when they
+    do not know chromium, or when they are so old that the install fails.
+    """
+    if shutil.which("chromium"):
+        return None
+    if not shutil.which("apt-get"):
+        return "chromium is not installed, and there is no apt-get here to install it with"
+    if os.geteuid() != 0:
+        return (
+            "chromium is not installed, and installing it needs root: "
+            "run `sudo apt-get install chromium`, then the tests again"
+        )
+    sys.stderr.write("Installing chromium for the browser tests (apt-get) ...\n")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    listed = _apt(["apt-cache", "show", "chromium"], **quiet) == 0
+    if not listed:
+        _apt(["apt-get", "update", "-qq"])
+    code = _apt(["apt-get", "install", "-y", "-qq", "chromium"])
+    if code != 0 and listed:
+        _apt(["apt-get", "update", "-qq"])
+        code = _apt(["apt-get", "install", "-y", "-qq", "chromium"])
+    if shutil.which("chromium"):
+        return None
+    return "`apt-get install chromium` failed (exit %d); see its output above" % code
+
+
 def run_tests(args):
     """`manage.py test [pytest args]`: the whole suite, on the machine's PostgreSQL if it runs."""
     env = dict(os.environ)
     if not env.get("DATABASE_URL") and _port_answers("127.0.0.1", 5432):
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/gatekeeper"
     env.setdefault("DEBUG", "true")
+    # The browser tests (tests/web/test_browser_*.py) drive Chromium. When it cannot be had,
+    # they skip with this reason, said here and in pytest's summary.
+    reason = env.get(BROWSER_SKIP, "").strip() or _ensure_chromium()
+    if reason:
+        env[BROWSER_SKIP] = reason
+        sys.stderr.write("\n*** The browser tests will be SKIPPED: %s ***\n\n" % reason)
+    # Tasks queued by the code under test go nowhere unless a test starts a real worker.
+    env.setdefault("CELERY_BROKER_URL", "memory://")
     code = subprocess.run(
         [VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env
     ).returncode

@@ -129,7 +129,38 @@ else:
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gatekeeper@localhost")
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+# Celery (DESIGN section 9). Unset broker: kombu's filesystem transport, no server needed.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = DATA_DIR / "celery" / "queue"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A message not acknowledged within this time is handed to another worker (Redis/SQS).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ACKS_LATE = True
+# A worker killed mid-task gives the message back instead of acknowledging it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90, minimum=1)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a web request while the broker is down: the outbox re-drive
+# delivers whatever could not be queued.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BEAT_SCHEDULE = {
+    "expire-overdue-packets": {"task": "approvals.tasks.expire_overdue_packets", "schedule": 15.0},
+    "remind-and-escalate": {"task": "approvals.tasks.remind_and_escalate", "schedule": 30.0},
+    "redrive-outbox": {"task": "approvals.tasks.redrive_outbox", "schedule": 30.0},
+}
+# Tests and `manage.py sweep` may run tasks in process.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # Gatekeeper's own knobs (DESIGN sections 2 and 6).
 GATEKEEPER_BASE_URL = env_str("GATEKEEPER_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -156,6 +187,8 @@ GATEKEEPER_MAX_REQUEST_BYTES = env_int("GATEKEEPER_MAX_REQUEST_BYTES", 1024 * 10
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEKEEPER_MAX_REQUEST_BYTES
 # Long-polls waiting at once per process; past this, GET ?wait=N answers at once.
 GATEKEEPER_MAX_LONG_POLLS = env_int("GATEKEEPER_MAX_LONG_POLLS", 32, minimum=1)
+# How long a worker holds an outbox message it is sending before another may try it.
+GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120, minimum=1)
 # Bearer token Prometheus sends to /metrics/prometheus; unset switches the endpoint off (404).
 # The endpoint needs no session, so a guessable token would publish the figures to anyone.
 GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")

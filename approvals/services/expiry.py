@@ -1,10 +1,12 @@
 """Expiry: nothing is ever approved by time passing; an overdue packet is rejected as expired."""
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from approvals.models import PausePacket
 from approvals.notify import notify_packets_changed
+from approvals.services.outbox import outbox_packets_changed
 from audit.models import AuditEvent
 from audit.services import Event, record_events
 
@@ -36,6 +38,14 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
                 cursor.execute(_CLAIM_BATCH, {"now": now, "batch": batch_size})
                 rows = cursor.fetchall()
             notify_packets_changed(packet_id for packet_id, _, _ in rows)
+            # Only packets someone must hear about: a callback URL, or a requester to tell.
+            outbox_packets_changed(
+                list(
+                    PausePacket.objects.filter(id__in=[row[0] for row in rows])
+                    .filter(~Q(requested_by__callback_url="") | ~Q(on_behalf_of=""))
+                    .select_related("execution", "requested_by")
+                )
+            )
             record_events(
                 Event(
                     AuditEvent.Kind.PACKET_EXPIRED,

@@ -7,6 +7,7 @@ from django.utils import timezone
 from approvals.models import Execution, GateCheck, PausePacket
 from approvals.notify import notify_packets_changed
 from approvals.permissions import approver_principals, grant_packet_access
+from approvals.services.outbox import outbox_packet_opened, outbox_packets_changed
 from approvals.services.policies import PacketSettings
 from approvals.snapshot import snapshot_hash
 from audit.models import AuditEvent
@@ -104,6 +105,7 @@ def packet_open(
             )
         ]
     )
+    outbox_packet_opened(packet, actor=actor)
     return packet
 
 
@@ -136,6 +138,7 @@ def packet_close(
         update_fields=["status", "branch", "decision", "decided_at", "decided_by", "comment"]
     )
     notify_packets_changed([packet.id])
+    outbox_packets_changed([packet])
     return Event(
         STATUS_EVENTS[status],
         actor=actor,

@@ -16,6 +16,7 @@ from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFou
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
 from approvals.notify import notify_packets_changed
 from approvals.permissions import can_resume, can_view
+from approvals.services.outbox import outbox_packets_changed
 from approvals.services.packets import packet_close
 from approvals.snapshot import snapshot_hash
 from audit.models import AuditEvent
@@ -36,7 +37,7 @@ def _actor(user) -> str:
 def _locked_packet(packet_id, user, *, closed_error=AlreadyDecided) -> PausePacket:
     packet = (
         PausePacket.objects.select_for_update(of=("self",))
-        .select_related("execution")
+        .select_related("execution", "requested_by")
         .filter(id=packet_id)
         .first()
     )
@@ -304,6 +305,7 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         packet.branch = None
         packet.save(update_fields=["side_effect", "status", "branch"])
         notify_packets_changed([packet.id])
+        outbox_packets_changed([packet])
         record_events([outcome_event])
         return ActionResult(
             packet,

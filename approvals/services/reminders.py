@@ -1,0 +1,51 @@
+"""Reminders and escalation, `remind_before_seconds` before a packet's deadline."""
+
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+from django.utils import timezone
+
+from approvals.models import PausePacket
+from approvals.permissions import grant_packet_access, members_of, users_who_may_resume
+from approvals.services.outbox import enqueue_emails
+
+# Claim the due packets, so that two sweepers never remind twice.
+_CLAIM = """
+UPDATE approvals_pausepacket SET reminded_at = %(now)s
+ WHERE id IN (
+       SELECT id FROM approvals_pausepacket
+        WHERE status IN ('pending', 're_review', 'reconciling')
+          AND reminded_at IS NULL
+          AND expires_at > %(now)s
+          AND expires_at - remind_before_seconds * interval '1 second' <= %(now)s
+        ORDER BY expires_at
+        LIMIT %(batch)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
+
+
+def packets_remind(*, now=None, batch_size: int = 500) -> int:
+    """Remind the reviewers of every open packet near its deadline, and escalate it."""
+    now = now or timezone.now()
+    total = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_CLAIM, {"now": now, "batch": batch_size})
+                ids = [row[0] for row in cursor.fetchall()]
+            packets = PausePacket.objects.filter(id__in=ids).select_related("execution")
+            for packet in packets:
+                enqueue_emails("reminder", packet, users_who_may_resume(packet), actor="system")
+                if packet.escalate_to:
+                    _escalate(packet, now)
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+
+
+def _escalate(packet: PausePacket, now) -> None:
+    """Give the escalation group authority over the packet and tell its members."""
+    group, _ = Group.objects.get_or_create(name=packet.escalate_to)
+    grant_packet_access([packet], [group])
+    PausePacket.objects.filter(id=packet.id).update(escalated_at=now)
+    enqueue_emails("escalation", packet, members_of(packet.escalate_to), actor="system")
