@@ -4,7 +4,7 @@ Every write that has a service goes through it, so the admin leaves the same rec
 and the commands: a policy save bumps the version and writes `policy.changed`, a service account
 gets its token from the service that hashes it. Everything an orchestrator or a reviewer
 produced (executions, checks, packets, votes, outcomes) is read-only here: only the services
-move those through their states.
+move those through their states. The outbox's deliveries are in `admin_outbox`.
 """
 
 from functools import partial
@@ -20,6 +20,7 @@ from guardian.admin import (
 )
 from guardian.shortcuts import get_perms_for_model
 
+from approvals import admin_outbox  # noqa: F401 - registers the deliveries and the user admin
 from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
 from approvals.admin_views import one_time_secrets, policy_dry_run
 from approvals.models import (
