@@ -68,7 +68,27 @@
     if (event.target.closest("[data-help-toggle]")) toggleHelp();
   });
 
+  // An action swaps the decision card, so the button that had focus is gone and focus falls
+  // back to <body>. Move it to the outcome instead, so keyboard and screen-reader users hear
+  // what happened and carry on from there.
+  function focusOutcome() {
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const outcome = document.querySelector("#decision [data-outcome]");
+    if (outcome) outcome.focus();
+  }
+
+  // A filter form sends only the filters in use, so the address htmx pushes is the short one
+  // the tabs and pager use, not "?q=&owner=&policy=...".
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.elt.matches("form[data-compact-query]")) return;
+    const data = event.detail.formData;
+    Array.from(new Set(data.keys())).forEach(function (key) {
+      if (data.getAll(key).every(function (value) { return value === ""; })) data.delete(key);
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:afterSwap", tick);
+  document.addEventListener("htmx:afterSettle", focusOutcome);
   setInterval(tick, 1000);
 })();
