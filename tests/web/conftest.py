@@ -1,5 +1,15 @@
 import pytest
 
+from tests.web.browser import browsing, chromium  # noqa: F401 (fixtures for the browser tests)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # The browsing fixture reads the outcome to keep a screenshot of a failed browser test.
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
 
 @pytest.fixture
 def htmx():
