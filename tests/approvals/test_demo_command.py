@@ -60,9 +60,15 @@ def served(monkeypatch):
     """Run `demo` with serve() replaced: what it would start is recorded instead."""
     calls = []
 
-    def record(server_argv, env, agent_argv, agent_env, **kwargs):
+    def record(server_argv, env, agent_argv, agent_env, *, background, **kwargs):
         calls.append(
-            {"server": server_argv, "env": env, "agent": agent_argv, "agent_env": agent_env}
+            {
+                "server": server_argv,
+                "env": env,
+                "agent": agent_argv,
+                "agent_env": agent_env,
+                "background": background,
+            }
         )
 
     monkeypatch.setattr(demo_command, "serve", record)
@@ -89,11 +95,76 @@ def test_serving_starts_the_server_and_the_agent_with_a_new_token_each_time(
     assert account.name == AGENT_ACCOUNT
 
 
-def test_no_agent_serves_alone(transactional_db, served):
+def test_no_agent_serves_without_it(transactional_db, served):
     out = StringIO()
     call_command("demo", "--no-agent", stdout=out)
     assert served[0]["agent"] is None and served[0]["agent_env"] is None
     assert "Example agent" not in out.getvalue()
+    assert set(served[0]["background"]) == {"Celery worker", "Celery beat"}
+
+
+def test_serving_runs_a_celery_worker_and_one_beat_on_the_default_broker(
+    transactional_db, served, settings, tmp_path
+):
+    settings.DATA_DIR = tmp_path
+    # What settings.py makes of an unset CELERY_BROKER_URL (the tests run on memory://).
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(settings.BASE_DIR / ".data" / "celery" / "queue")
+    }
+    out = StringIO()
+    call_command("demo", "--no-agent", stdout=out)
+    background = served[0]["background"]
+    worker, beat = background["Celery worker"], background["Celery beat"]
+    schedule = tmp_path / "celery" / "beat-schedule"
+    assert " ".join(worker[1:]) == (
+        "-m celery -A gatekeeper.celery worker --pool=solo --loglevel=INFO"
+    )
+    assert " ".join(beat[1:]) == (
+        f"-m celery -A gatekeeper.celery beat --schedule {schedule} --loglevel=INFO"
+    )
+    assert schedule.parent.is_dir()
+    text = out.getvalue()
+    assert "a Celery worker and beat send email" in text
+    assert "Broker:     a folder queue in .data/celery/queue (no server)" in text
+
+
+def test_the_banner_names_a_broker_from_the_environment_without_its_password(
+    transactional_db, served, settings
+):
+    settings.CELERY_BROKER_URL = "redis://:s3cret@redis.example.com:6379/0"
+    out = StringIO()
+    call_command("demo", "--no-agent", stdout=out)
+    assert "Broker:     redis://:**@redis.example.com:6379/0" in out.getvalue()
+    assert "s3cret" not in out.getvalue()
+
+
+def test_no_worker_serves_without_celery_and_points_at_sweep(transactional_db, served):
+    out = StringIO()
+    call_command("demo", "--no-worker", "--no-agent", stdout=out)
+    assert served[0]["background"] == {}
+    assert "Background: off" in out.getvalue()
+    assert "python3 manage.py sweep" in out.getvalue()
+
+
+def test_the_banner_says_where_email_goes(db, settings, tmp_path):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": str(tmp_path / "outgoing")},
+        }
+    }
+    assert (
+        demo_command.email_destination()
+        == f"written to files in {tmp_path / 'outgoing'}, one per message"
+    )
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "smtp.example.com", "port": 587},
+        }
+    }
+    assert demo_command.email_destination() == "sent through SMTP at smtp.example.com:587"
 
 
 def test_a_revoked_agent_account_stays_off(transactional_db, served):
@@ -107,7 +178,8 @@ def test_a_revoked_agent_account_stays_off(transactional_db, served):
     assert "revoked" in err.getvalue()
 
 
-# The web server and the example agent are children that never outlive the demo.
+# The web server, the Celery worker and beat, and the example agent are children that never
+# outlive the demo.
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
 
@@ -152,19 +224,34 @@ def listening():
         yield listener.getsockname()
 
 
+def _background(tmp_path: Path, **then: str) -> dict[str, list[str]]:
+    """Stand-ins for the Celery worker and beat, writing their pids to tmp_path/worker, /beat."""
+    return {
+        f"Celery {name}": _child(tmp_path / name, **({"then": then[name]} if name in then else {}))
+        for name in ("worker", "beat")
+    }
+
+
 @linux
-def test_when_the_server_stops_the_agent_is_stopped_too(tmp_path, listening):
+def test_when_the_server_stops_the_other_children_are_stopped_too(tmp_path, listening):
     server = _child(tmp_path / "server", then="time.sleep(1); raise SystemExit(3)")
     agent = _child(tmp_path / "agent")
     code = demo_command.serve(
-        server, dict(os.environ), agent, dict(os.environ), address=listening, stderr=StringIO()
+        server,
+        dict(os.environ),
+        agent,
+        dict(os.environ),
+        address=listening,
+        stderr=StringIO(),
+        background=_background(tmp_path),
     )
     assert code == 3
-    assert _gone(_pid(tmp_path / "agent"), within=1)
+    for name in ("agent", "worker", "beat"):
+        assert _gone(_pid(tmp_path / name), within=1), name
 
 
 @linux
-def test_sigterm_stops_both_children_and_restores_the_handlers(tmp_path, listening):
+def test_sigterm_stops_every_child_and_restores_the_handlers(tmp_path, listening):
     before = signal.getsignal(signal.SIGTERM)
     threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
     code = demo_command.serve(
@@ -174,11 +261,51 @@ def test_sigterm_stops_both_children_and_restores_the_handlers(tmp_path, listeni
         dict(os.environ),
         address=listening,
         stderr=StringIO(),
+        background=_background(tmp_path),
     )
     assert code is None
-    assert _gone(_pid(tmp_path / "server"), within=1)
-    assert _gone(_pid(tmp_path / "agent"), within=1)
+    for name in ("server", "agent", "worker", "beat"):
+        assert _gone(_pid(tmp_path / name), within=1), name
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@linux
+def test_a_child_that_will_not_stop_is_killed(tmp_path, listening, monkeypatch):
+    monkeypatch.setattr(demo_command, "STOP_SECONDS", 0.5)
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    demo_command.serve(
+        _child(tmp_path / "server"),
+        dict(os.environ),
+        None,
+        None,
+        address=listening,
+        stderr=StringIO(),
+        background=_background(tmp_path, worker=stubborn),
+    )
+    assert time.monotonic() - started < 5
+    assert _gone(_pid(tmp_path / "worker"), within=1)
+    assert _gone(_pid(tmp_path / "beat"), within=1)
+
+
+@linux
+def test_a_background_child_that_stops_is_reported_and_the_server_keeps_serving(
+    tmp_path, listening
+):
+    err = StringIO()
+    code = demo_command.serve(
+        _child(tmp_path / "server", then="time.sleep(2)"),
+        dict(os.environ),
+        None,
+        None,
+        address=listening,
+        stderr=err,
+        background=_background(tmp_path, beat="raise SystemExit(2)"),
+    )
+    assert code == 0  # the server ran its full two seconds
+    assert err.getvalue() == "The Celery beat stopped (exit code 2)."
+    assert _gone(_pid(tmp_path / "worker"), within=1)
 
 
 @linux
@@ -213,3 +340,53 @@ def test_children_die_with_the_demo_even_when_it_is_killed(tmp_path):
     demo = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, check=False)
     assert demo.returncode == -signal.SIGKILL
     assert _gone(_pid(tmp_path / "agent"))
+
+
+@linux
+def test_the_real_worker_and_beat_start_and_stop_with_the_demo(tmp_path, listening, settings):
+    """The Celery command lines as the demo runs them, on an in-memory broker of their own."""
+    settings.DATA_DIR = tmp_path
+    env = {**os.environ, "CELERY_BROKER_URL": "memory://", "DEBUG": "true"}
+    schedule = tmp_path / "celery" / "beat-schedule"
+    seen: dict[int, str] = {}
+    stopped_at: list[float] = []
+
+    def stop_once_both_run():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(schedule.parent.glob("beat-schedule*")):
+            time.sleep(0.2)
+        time.sleep(2)  # the worker imports Django as beat does; give it the same head start
+        seen.update(_children_of(os.getpid()))
+        stopped_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_once_both_run, daemon=True).start()
+    code = demo_command.serve(
+        _child(tmp_path / "server"),
+        env,
+        None,
+        None,
+        address=listening,
+        stderr=StringIO(),
+        background=demo_command.celery_commands(),
+    )
+    assert code is None
+    # argv: python -m celery -A gatekeeper.celery <worker|beat> ...
+    kinds = sorted(argv.split()[5] for argv in seen.values() if "gatekeeper.celery" in argv)
+    assert kinds == ["beat", "worker"], seen
+    assert not any(_alive(pid) for pid in seen)
+    # A warm shutdown, within the time the demo gives before it kills.
+    assert time.monotonic() - stopped_at[0] < demo_command.STOP_SECONDS + 2
+
+
+def _children_of(parent: int) -> dict[int, str]:
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            children[int(stat.parent.name)] = command
+    return children

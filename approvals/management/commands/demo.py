@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -14,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.test.utils import override_settings
 from django.urls import Resolver404, resolve
+from kombu.utils.url import maybe_sanitize_url
 
 from approvals.demo import (
     DEMO_PASSWORD,
@@ -36,6 +38,7 @@ AGENT_ACCOUNT = "example-agent"
 AGENT_SCRIPT = "examples/hr_onboarding_agent.py"
 AGENT_EVERY_SECONDS = 120
 AGENT_MAX_RUNNING = 3
+CELERY_APP = "gatekeeper.celery"
 # How long the web server may take to accept connections before the agent starts anyway.
 SERVER_START_SECONDS = 60
 STOP_SECONDS = 5
@@ -44,8 +47,9 @@ STOP_SECONDS = 5
 class Command(BaseCommand):
     help = (
         "Try Gatekeeper: migrate the database, load the demo data, and serve it on "
-        f"http://{HOST}:8000/ with Django's development server, beside an example agent "
-        "that starts an HR onboarding every few minutes."
+        f"http://{HOST}:8000/ with Django's development server, beside a Celery worker and "
+        "beat (email, webhooks, reminders, expiry) and an example agent that starts an HR "
+        "onboarding every few minutes."
     )
 
     def add_arguments(self, parser):
@@ -58,8 +62,23 @@ class Command(BaseCommand):
             action="store_true",
             help="Serve without the example HR-onboarding agent that sends packets",
         )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="Serve without the Celery worker and beat (then `manage.py sweep` does their "
+            "work, once per run)",
+        )
 
-    def handle(self, *args, port: int, no_serve: bool, no_agent: bool, verbosity: int, **options):
+    def handle(
+        self,
+        *args,
+        port: int,
+        no_serve: bool,
+        no_agent: bool,
+        no_worker: bool,
+        verbosity: int,
+        **options,
+    ):
         if not 0 < port < 65536:
             raise CommandError(f"--port must be from 1 to 65535, not {port}")
         base_url = f"http://{HOST}:{port}"
@@ -80,10 +99,17 @@ class Command(BaseCommand):
             if verbosity > 1:
                 report_seed(self.stdout, result)
             agent = not no_serve and not no_agent
+            worker = not no_serve and not no_worker
             # Rotated on every start: an agent left from an earlier run stops being let in.
             agent_token = example_agent_token() if agent else None
             self.stdout.write(
-                self.banner(base_url, result, serving=not no_serve, agent=agent_token is not None)
+                self.banner(
+                    base_url,
+                    result,
+                    serving=not no_serve,
+                    agent=agent_token is not None,
+                    worker=worker,
+                )
             )
             if not settings.DEBUG:
                 self.stderr.write(
@@ -109,11 +135,21 @@ class Command(BaseCommand):
         agent_argv, agent_env = (None, None)
         if agent_token is not None:
             agent_argv, agent_env = agent_command(base_url, agent_token, env)
-        code = serve(server, env, agent_argv, agent_env, address=(HOST, port), stderr=self.stderr)
+        code = serve(
+            server,
+            env,
+            agent_argv,
+            agent_env,
+            address=(HOST, port),
+            stderr=self.stderr,
+            background=celery_commands() if worker else {},
+        )
         if code:
             raise CommandError(f"the web server stopped with exit code {code}")
 
-    def banner(self, base_url: str, result: SeedResult, *, serving: bool, agent: bool) -> str:
+    def banner(
+        self, base_url: str, result: SeedResult, *, serving: bool, agent: bool, worker: bool
+    ) -> str:
         width = max(len(name) for name in USERS)
         lines = [
             "",
@@ -148,6 +184,19 @@ class Command(BaseCommand):
                 f"  starts an HR onboarding now and every {AGENT_EVERY_SECONDS} s; its packets",
                 "  arrive in the reviewers' queue and its steps print below (--no-agent: off).",
             ]
+        lines += [""]
+        if worker:
+            lines += [
+                "  Background: a Celery worker and beat send email and webhooks, remind,",
+                "              escalate and expire (--no-worker: off).",
+                f"  Broker:     {broker_description()}",
+            ]
+        elif serving:
+            lines += [
+                "  Background: off. Nothing is sent, reminded or expired until you run",
+                "              python3 manage.py sweep",
+            ]
+        lines.append(f"  Email:      {email_destination()}")
         lines += [""]
         lines += ["  Stop with Ctrl-C."] if serving else ["  Serve it with: python3 manage.py demo"]
         lines += ["=" * 72, ""]
@@ -194,6 +243,51 @@ def agent_command(base_url: str, token: str, env: dict) -> tuple[list[str], dict
     return argv, agent_env
 
 
+def celery_commands() -> dict[str, list[str]]:
+    """A worker and the one beat, on the broker the settings name (by default a folder queue).
+
+    Two processes rather than `worker -B`, as in production; `solo` because one process that
+    handles one task at a time is all a demo needs, and it leaves no pool children behind.
+    """
+    schedule = settings.DATA_DIR / "celery" / "beat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery = [sys.executable, "-m", "celery", "-A", CELERY_APP]
+    return {
+        "Celery worker": [*celery, "worker", "--pool=solo", "--loglevel=INFO"],
+        "Celery beat": [*celery, "beat", "--schedule", str(schedule), "--loglevel=INFO"],
+    }
+
+
+def broker_description() -> str:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", "")
+        return f"a folder queue in {_shown_path(folder)} (no server)"
+    return maybe_sanitize_url(url)
+
+
+def email_destination() -> str:
+    mailer = settings.MAILERS["default"]
+    backend = mailer["BACKEND"]
+    if backend.endswith("filebased.EmailBackend"):
+        folder = mailer.get("OPTIONS", {}).get("file_path", "")
+        return f"written to files in {_shown_path(folder)}, one per message"
+    if backend.endswith("console.EmailBackend"):
+        return "printed by the Celery worker below"
+    if backend.endswith("smtp.EmailBackend"):
+        options = mailer.get("OPTIONS", {})
+        return f"sent through SMTP at {options.get('host')}:{options.get('port')}"
+    return f"sent by {backend}"
+
+
+def _shown_path(path) -> str:
+    """Relative to the project when inside it: shorter, and what the README names."""
+    try:
+        return str(Path(path).resolve().relative_to(settings.BASE_DIR))
+    except ValueError:
+        return str(path)
+
+
 class _Stop(Exception):
     """SIGINT or SIGTERM reached the demo."""
 
@@ -222,15 +316,18 @@ def _spawn(argv: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent())  # noqa: S603 - our own scripts
 
 
-def _stop(child: subprocess.Popen | None) -> None:
-    if child is None or child.poll() is not None:
-        return
-    child.terminate()
-    try:
-        child.wait(STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+def _stop(children: list[subprocess.Popen]) -> None:
+    """Ask every child to stop at once, then kill whichever has not within STOP_SECONDS."""
+    running = [child for child in children if child.poll() is None]
+    for child in running:
+        child.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for child in running:
+        try:
+            child.wait(max(deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _listening(address: tuple[str, int], server: subprocess.Popen, timeout: float) -> bool:
@@ -252,36 +349,43 @@ def serve(
     *,
     address: tuple[str, int],
     stderr,
+    background: dict[str, list[str]] | None = None,
 ) -> int | None:
-    """Run the web server and, once it accepts connections, the agent; both end with the demo.
+    """Run the background processes, the web server and, once it accepts connections, the agent.
 
-    Returns the server's exit code when it stops by itself, None when the demo was stopped
-    (Ctrl-C, SIGTERM). The agent stopping leaves the server running. Both children are
-    stopped on the way out, whatever the way out is.
+    `background` names commands that run beside the server in its environment (the Celery
+    worker and beat). Returns the server's exit code when it stops by itself, None when the
+    demo was stopped (Ctrl-C, SIGTERM). Any other child stopping is reported and leaves the
+    server running. Every child is stopped on the way out, whatever the way out is.
     """
     stop_signals = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.signal(signum, _stop_signal) for signum in stop_signals}
-    server = agent = None
+    others: dict[str, subprocess.Popen] = {}
+    server = None
     try:
+        for name, argv in (background or {}).items():
+            others[name] = _spawn(argv, env)
         server = _spawn(server_argv, env)
         if agent_argv is not None and _listening(address, server, SERVER_START_SECONDS):
-            agent = _spawn(agent_argv, agent_env)
-        agent_reported = False
+            others["example agent"] = _spawn(agent_argv, agent_env)
         while True:
             try:
                 return server.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 pass
-            if agent is not None and not agent_reported and agent.poll() is not None:
-                stderr.write(f"The example agent stopped (exit code {agent.returncode}).")
-                agent_reported = True
+            for name, child in list(others.items()):
+                if child.poll() is not None:
+                    stderr.write(f"The {name} stopped (exit code {child.returncode}).")
+                    del others[name]
     except _Stop:
         return None
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave a child behind.
         for signum in stop_signals:
             signal.signal(signum, signal.SIG_IGN)
-        _stop(agent)
-        _stop(server)
+        # The server last: the agent, still running, is answered while it shuts down.
+        _stop(list(reversed(others.values())))
+        if server is not None:
+            _stop([server])
         for signum, handler in previous.items():
             signal.signal(signum, handler)
