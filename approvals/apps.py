@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ApprovalsConfig(AppConfig):
     name = "approvals"
     verbose_name = "Approvals"
+
+    def ready(self):
+        # Every process that may queue a task (web, shell, commands) must publish through
+        # Gatekeeper's Celery app and its broker, not Celery's default app (amqp://localhost).
+        # Not imported from gatekeeper/__init__.py: manage.py's bootstrap imports that package
+        # under any python3, before the virtualenv (and Celery) exists.
+        import gatekeeper.celery  # noqa: F401

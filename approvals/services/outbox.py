@@ -254,13 +254,38 @@ def due_message_ids(*, limit: int = 1000) -> list:
 
 
 def redeliver(message_ids: Iterable) -> int:
-    """Admin's redeliver: failed or sent messages go out once more, as soon as possible."""
-    now = timezone.now()
-    changed = OutboxMessage.objects.filter(
-        id__in=list(message_ids), status__in=[Status.FAILED, Status.SENT]
-    ).update(status=Status.PENDING, next_attempt_at=now, lease_until=None)
-    from approvals.tasks import deliver_outbox_message
+    """Admin's redeliver: each failed or sent message goes out once more, as soon as possible.
 
-    for message_id in message_ids:
-        deliver_outbox_message.delay(str(message_id))
-    return changed
+    A failed message is retried as it is. A sent one goes out as a new message with a new id:
+    receivers reject a delivery id they have already seen, so resending it would be ignored.
+    """
+    now = timezone.now()
+    ids = list(message_ids)
+    with transaction.atomic():
+        retried = list(
+            OutboxMessage.objects.select_for_update()
+            .filter(id__in=ids, status=Status.FAILED)
+            .values_list("id", flat=True)
+        )
+        OutboxMessage.objects.filter(id__in=retried).update(
+            status=Status.PENDING, next_attempt_at=now, lease_until=None
+        )
+        copies = OutboxMessage.objects.bulk_create(
+            [
+                OutboxMessage(
+                    kind=m.kind,
+                    topic=m.topic,
+                    packet_id=m.packet_id,
+                    service_account_id=m.service_account_id,
+                    recipient=m.recipient,
+                    username=m.username,
+                    payload=m.payload,
+                    next_attempt_at=now,
+                )
+                for m in OutboxMessage.objects.filter(id__in=ids, status=Status.SENT)
+            ]
+        )
+        queued = [str(message_id) for message_id in retried] + [str(m.id) for m in copies]
+        if queued:
+            transaction.on_commit(lambda: _queue(queued), robust=True)
+    return len(queued)
