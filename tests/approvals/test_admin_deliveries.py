@@ -2,9 +2,9 @@
 notification can reach found both there and in the user admin."""
 
 import pytest
-from django.test import TestCase
 from django.contrib.auth.models import Permission, User
 from django.db import connection
+from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
