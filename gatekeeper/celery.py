@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
 
 app = Celery("gatekeeper", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-for option in ("data_folder_in", "processed_folder"):
+for option in ("data_folder_in", "processed_folder", "control_folder"):
     folder = app.conf.broker_transport_options.get(option)
     if folder:  # the filesystem transport expects its folders to exist
         os.makedirs(folder, exist_ok=True)

