@@ -17,6 +17,9 @@ THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 MAX_INDEX = 2**31 - 1
 MAX_DEPTH = 32
 SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
+# An owner names a group (or user:<name>) that may act on its approvals: no longer than a
+# Django group name can be.
+MAX_OWNER = 150
 # RFC 3339 date-time: a zone is mandatory (Z or an offset).
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -172,8 +175,10 @@ def _risk(errors: _Errors, value: Any) -> tuple[float | None, tuple[str, ...]]:
     ):
         errors.add("risk.score", "must be a number from 0 to 1")
         score = None
-    labels = risk.get("labels") or []
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+    labels = risk.get("labels")
+    if labels is None:
+        labels = []
+    elif not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         errors.add("risk.labels", "must be a list of strings")
         labels = []
     return (float(score) if score is not None else None), tuple(labels)
@@ -206,6 +211,8 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         parent = None
     step = _object(errors, top.get("step"), "step", {"index", "name"})
     index = step.get("index")
+    if isinstance(index, float) and index.is_integer():
+        index = int(index)  # JSON has one kind of number: 3.0 is the whole number 3
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INDEX:
         errors.add("step.index", f"must be a whole number from 0 to {MAX_INDEX}")
         index = 0
@@ -219,7 +226,13 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         idempotency_key=key,
         thread_id=thread_id,
         workflow=_text(errors, execution.get("workflow"), "execution.workflow"),
-        owner=_text(errors, execution.get("owner"), "execution.owner", required=False),
+        owner=_text(
+            errors,
+            execution.get("owner"),
+            "execution.owner",
+            required=False,
+            max_length=MAX_OWNER,
+        ),
         parent_thread_id=parent,
         on_behalf_of=_text(
             errors,
@@ -253,7 +266,7 @@ def parse_refresh_request(body: dict) -> RefreshRequest:
     """POST /approvals/{id}/refresh: new context, and optionally new args or side effect."""
     errors = _Errors()
     top = _object(errors, body, "body", {"context", "action"})
-    if "context" not in top:
+    if top.get("context") is None:
         errors.add("context", "is required")
     context = parse_context(errors, top.get("context"))
     action = _object(errors, top.get("action"), "action", {"args", "side_effect"}, required=False)
@@ -290,7 +303,7 @@ def parse_owner_request(body: dict) -> tuple[str, str]:
     """POST .../owner: (owner, reason)."""
     errors = _Errors()
     top = _object(errors, body, "body", {"owner", "reason"})
-    owner = _text(errors, top.get("owner"), "owner")
+    owner = _text(errors, top.get("owner"), "owner", max_length=MAX_OWNER)
     reason = _text(errors, top.get("reason"), "reason", required=False, max_length=1000)
     if errors.items:
         raise ValidationFailed.of(errors.items)

@@ -2,9 +2,10 @@
 
 import re
 import uuid
+from typing import Annotated
 
 from ninja import NinjaAPI, Query, Schema, Status
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from approvals.api import schemas
 from approvals.api.auth import ServiceAccountBearer
@@ -61,14 +62,29 @@ class GatekeeperAPI(NinjaAPI):
 api = GatekeeperAPI(
     title="Gatekeeper orchestrator API",
     version="1",
-    description="Ask before every step whether it may run; wait for a human when it must.",
+    description=(
+        "Ask before every step whether it may run; wait for a human when it must. "
+        "Besides what the schemas say: no string in a request may hold a NUL character, JSON "
+        "may nest at most 32 levels, and a body may be at most 1 MiB (or as configured)."
+    ),
     urls_namespace="api-v1",
     openapi_url="/openapi.json",
     docs_url="/docs",
     auth=ServiceAccountBearer(),
 )
 register_error_handlers(api)
-ERRORS = {code: schemas.ErrorOut for code in (400, 401, 404, 405, 409, 410, 413, 415, 503)}
+
+
+def _errors(*statuses: int) -> dict:
+    """The error answers an operation can give; every one can be 401 and 503."""
+    return {status: schemas.ErrorOut for status in (*statuses, 401, 503)}
+
+
+# Path parameters are read as text and checked in the views: an id that cannot exist answers
+# 404 like one that does not (DESIGN section 6). The document still gives clients their shape.
+ApprovalId = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+ThreadId = Annotated[str, WithJsonSchema({"type": "string", "pattern": f"^{THREAD_ID.pattern}$"})]
+StepIndex = Annotated[str, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_INDEX})]
 
 
 def _approval_id(value: str) -> uuid.UUID:
@@ -84,6 +100,15 @@ def _thread_id(value: str) -> str:
     return value
 
 
+def _refuse_unknown_query(request, *known: str) -> None:
+    # As with unknown body keys: a misspelt `?wiat=30` must not silently answer at once.
+    unknown = sorted(set(request.GET) - set(known))
+    if unknown:
+        raise ValidationFailed.of(
+            [{"field": name, "message": "is not a known query parameter"} for name in unknown]
+        )
+
+
 def _packet_of(request, approval_id: str) -> PausePacket:
     packet = (
         PausePacket.objects.select_related("execution")
@@ -96,10 +121,13 @@ def _packet_of(request, approval_id: str) -> PausePacket:
 
 
 @api.post(
-    "/gate", response={200: schemas.GateOut, **ERRORS}, openapi_extra=api.body(schemas.GateIn)
+    "/gate",
+    response={200: schemas.GateOut, **_errors(400, 409, 413, 415)},
+    openapi_extra=api.body(schemas.GateIn),
 )
 def gate(request):
     """May this step run? Answers allow, block or require_approval (with the approval)."""
+    _refuse_unknown_query(request)
     body = json_body(request)
     return gate_check(service_account=request.auth, request=parse_gate_request(body), body=body)
 
@@ -108,9 +136,10 @@ class WaitQuery(Schema):
     wait: int = Field(0, ge=0, le=60, description="seconds to wait for the status to change")
 
 
-@api.get("/approvals/{approval_id}", response={200: schemas.ApprovalOut, **ERRORS})
-def approval(request, approval_id: str, query: Query[WaitQuery]):
+@api.get("/approvals/{approval_id}", response={200: schemas.ApprovalOut, **_errors(400, 404)})
+def approval(request, approval_id: ApprovalId, query: Query[WaitQuery]):
     """An approval. With ?wait=N: as soon as it leaves its status, or after N seconds at most."""
+    _refuse_unknown_query(request, "wait")
     packet = _packet_of(request, approval_id)
     if query.wait:
         wait_for_status_change(packet.id, packet.status, query.wait)
@@ -120,11 +149,12 @@ def approval(request, approval_id: str, query: Query[WaitQuery]):
 
 @api.post(
     "/approvals/{approval_id}/refresh",
-    response={201: schemas.ApprovalOut, **ERRORS},
+    response={201: schemas.ApprovalOut, **_errors(400, 404, 409, 410, 413, 415)},
     openapi_extra=api.body(schemas.RefreshIn),
 )
-def refresh(request, approval_id: str):
+def refresh(request, approval_id: ApprovalId):
     """Fresh context for a stale approval: a new pending approval supersedes it."""
+    _refuse_unknown_query(request)
     packet_id = _approval_id(approval_id)
     refreshed = parse_refresh_request(json_body(request))
     fresh = packet_refresh(
@@ -139,12 +169,14 @@ def refresh(request, approval_id: str):
 
 @api.post(
     "/executions/{thread_id}/steps/{index}/outcome",
-    response={200: schemas.OutcomeOut, **ERRORS},
+    response={200: schemas.OutcomeOut, **_errors(400, 404, 413, 415)},
     openapi_extra=api.body(schemas.OutcomeIn),
 )
-def outcome(request, thread_id: str, index: str):
+def outcome(request, thread_id: ThreadId, index: StepIndex):
     """What happened to a step's write."""
-    if not re.fullmatch(r"\d{1,10}", index) or int(index) > MAX_INDEX:
+    _refuse_unknown_query(request)
+    # [0-9], not \d: int() would read other scripts' digits too.
+    if not re.fullmatch(r"[0-9]{1,10}", index) or int(index) > MAX_INDEX:
         raise ValidationFailed.of([{"field": "index", "message": f"must be 0 to {MAX_INDEX}"}])
     side_effect, detail = parse_outcome_request(json_body(request))
     return step_record_outcome(
@@ -158,11 +190,12 @@ def outcome(request, thread_id: str, index: str):
 
 @api.post(
     "/executions/{thread_id}/owner",
-    response={200: schemas.ExecutionOut, **ERRORS},
+    response={200: schemas.ExecutionOut, **_errors(400, 404, 413, 415)},
     openapi_extra=api.body(schemas.OwnerIn),
 )
-def owner(request, thread_id: str):
+def owner(request, thread_id: ThreadId):
     """Name a new owner: open approvals made under the old one are terminated."""
+    _refuse_unknown_query(request)
     new_owner, reason = parse_owner_request(json_body(request))
     execution = execution_change_owner(
         service_account=request.auth,
@@ -173,7 +206,8 @@ def owner(request, thread_id: str):
     return execution_detail(execution)
 
 
-@api.get("/executions/{thread_id}", response={200: schemas.ExecutionOut, **ERRORS})
-def execution(request, thread_id: str):
+@api.get("/executions/{thread_id}", response={200: schemas.ExecutionOut, **_errors(400, 404)})
+def execution(request, thread_id: ThreadId):
     """An execution: its steps, decision record and gaps."""
+    _refuse_unknown_query(request)
     return execution_detail(execution_for(request.auth, _thread_id(thread_id)))

@@ -1,7 +1,8 @@
 """Schemas of the API's JSON, for the OpenAPI document and response checking.
 
 Request bodies are validated by approvals.gate_request (one set of rules for the API and the
-admin's dry run); the request models here describe the same rules to clients.
+admin's dry run); the request models here describe the same rules to clients. An optional field
+sent as null counts as absent, so those fields are documented as nullable.
 """
 
 from datetime import datetime
@@ -9,6 +10,8 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from approvals.gate_request import MAX_OWNER
 
 ThreadId = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
 
@@ -20,7 +23,7 @@ class Strict(BaseModel):
 class ExecutionIn(Strict):
     thread_id: str = ThreadId
     workflow: str = Field(min_length=1, max_length=200)
-    owner: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, max_length=MAX_OWNER)
     parent_thread_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
     on_behalf_of: str | None = Field(default=None, max_length=150)
 
@@ -33,7 +36,7 @@ class StepIn(Strict):
 class ActionIn(Strict):
     tool: str = Field(min_length=1, max_length=200)
     args: dict[str, Any] = Field(default_factory=dict)
-    side_effect: Literal["not_started", "landed", "indeterminate"] = "not_started"
+    side_effect: Literal["not_started", "landed", "indeterminate"] | None = "not_started"
 
 
 class ContextIn(Strict):
@@ -44,7 +47,7 @@ class ContextIn(Strict):
 
 class RiskIn(Strict):
     score: float | None = Field(default=None, ge=0, le=1)
-    labels: list[str] = Field(default_factory=list)
+    labels: list[str] | None = Field(default_factory=list)
 
 
 class GateIn(Strict):
@@ -52,7 +55,7 @@ class GateIn(Strict):
     execution: ExecutionIn
     step: StepIn
     action: ActionIn
-    context: list[ContextIn] = Field(default_factory=list)
+    context: list[ContextIn] | None = Field(default_factory=list)
     risk: RiskIn | None = None
 
 
@@ -72,8 +75,8 @@ class OutcomeIn(Strict):
 
 
 class OwnerIn(Strict):
-    owner: str = Field(min_length=1, max_length=200)
-    reason: str = Field(default="", max_length=1000)
+    owner: str = Field(min_length=1, max_length=MAX_OWNER)
+    reason: str | None = Field(default="", max_length=1000)
 
 
 class PolicyRef(BaseModel):
@@ -141,8 +144,8 @@ class OutcomeOut(BaseModel):
 class StepOut(BaseModel):
     index: int
     name: str
-    decision: str
-    outcome: str | None
+    decision: Literal["allow", "block", "require_approval", "skip"]
+    outcome: Literal["landed", "not_landed", "indeterminate", "failed"] | None
     approval: UUID | None
 
 
