@@ -1,0 +1,218 @@
+"""The outside world, for real: an SMTP server and a webhook receiver on 127.0.0.1.
+
+Both run in threads of the test process and record what they accepted, so a test can wait for
+an email or a webhook that a Celery worker (another process) sent over a real socket.
+"""
+
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Recorder:
+    """A list that a test can wait on."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._items: list = []
+
+    def add(self, item) -> None:
+        with self._condition:
+            self._items.append(item)
+            self._condition.notify_all()
+
+    @property
+    def items(self) -> list:
+        with self._condition:
+            return list(self._items)
+
+    def wait_for(self, predicate: Callable[[list], bool], timeout: float, what: str) -> list:
+        """Block until predicate(items) holds; fail the test with `what` after timeout seconds."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: predicate(self._items), timeout=timeout):
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}: {self._items}"
+                )
+            return list(self._items)
+
+
+class _SmtpHandler(socketserver.StreamRequestHandler):
+    """Just enough of RFC 5321 for smtplib: greet, EHLO, MAIL, RCPT, DATA, QUIT."""
+
+    def _reply(self, line: str) -> None:
+        self.wfile.write(f"{line}\r\n".encode())
+
+    def handle(self):
+        self._reply("220 sink ESMTP")
+        sender, recipients = "", []
+        while line := self.rfile.readline():
+            command = line.decode("ascii", "replace").strip()
+            verb = command[:4].upper()
+            if verb == "EHLO":
+                self._reply("250-sink")
+                self._reply("250 8BITMIME")
+            elif verb == "HELO" or verb == "NOOP":
+                self._reply("250 ok")
+            elif verb == "MAIL":
+                sender, recipients = command.partition(":")[2].strip(), []
+                self._reply("250 ok")
+            elif verb == "RCPT":
+                recipients.append(command.partition(":")[2].strip().strip("<>"))
+                self._reply("250 ok")
+            elif verb == "DATA":
+                self._reply("354 end with <CRLF>.<CRLF>")
+                self.server.sink.add(self._message(sender, recipients, self._data()))
+                self._reply("250 queued")
+            elif verb == "RSET":
+                sender, recipients = "", []
+                self._reply("250 ok")
+            elif verb == "QUIT":
+                self._reply("221 bye")
+                return
+            else:
+                self._reply("502 not implemented")
+
+    def _data(self) -> bytes:
+        lines = []
+        while (line := self.rfile.readline()) not in (b".\r\n", b".\n", b""):
+            lines.append(line[1:] if line.startswith(b"..") else line)  # dot-unstuffing
+        return b"".join(lines)
+
+    @staticmethod
+    def _message(sender: str, recipients: list[str], data: bytes) -> dict:
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        return {
+            "from": sender,
+            "to": recipients,
+            "subject": str(parsed["Subject"]),
+            "message_id": str(parsed["X-Gatekeeper-Message"]),
+            "text": parsed.get_body(("plain",)).get_content(),
+        }
+
+
+class _ThreadingTCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class SmtpSink(_Recorder):
+    """A real SMTP server on 127.0.0.1 that keeps every message it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self._server = _ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
+        self._server.sink = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def parse_signature(header: str) -> tuple[int, str]:
+    """`t=<unix>,v1=<hex>` -> (t, hex); ValueError when it is not that."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    return int(fields["t"]), fields["v1"]
+
+
+class WebhookReceiver(_Recorder):
+    """An orchestrator's webhook endpoint, as DESIGN section 6 tells receivers to behave.
+
+    It verifies Gatekeeper-Signature against `secret`, refuses a timestamp more than 300 s
+    away, and processes each Gatekeeper-Delivery id once: a repeat is answered 200 (so the
+    sender stops retrying) but not processed, and is listed in `duplicates`. `items` holds
+    the deliveries it accepted. With `hang_first`, it accepts the first delivery and then
+    holds the connection open until `release` is set, as a receiver does when the sender
+    dies before reading the answer.
+    """
+
+    MAX_SKEW = 300
+
+    def __init__(self):
+        super().__init__()
+        self.secret = ""
+        self.hang_first = False
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+        self.duplicates = _Recorder()
+        self.refused = _Recorder()
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_webhook_handler(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/gatekeeper"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def receive(self, headers, raw: bytes) -> tuple[int, str]:
+        """Judge one POST; returns (status, verdict)."""
+        delivery = headers.get("Gatekeeper-Delivery", "")
+        try:
+            timestamp, given = parse_signature(headers.get("Gatekeeper-Signature", ""))
+        except (KeyError, ValueError):
+            return self._refuse(delivery, 401, "no signature")
+        if abs(time.time() - timestamp) > self.MAX_SKEW:
+            return self._refuse(delivery, 400, "timestamp too far from now")
+        expected = hmac.new(
+            self.secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256
+        ).hexdigest()
+        if not hmac.compare_digest(expected, given):
+            return self._refuse(delivery, 401, "bad signature")
+        if not delivery:
+            return self._refuse(delivery, 400, "no delivery id")
+        with self._lock:
+            repeated = delivery in self._seen
+            self._seen.add(delivery)
+            hang = not repeated and self.hang_first and not self.hanging.is_set()
+        body = json.loads(raw)
+        record = {"delivery": delivery, "event": headers.get("Gatekeeper-Event"), "body": body}
+        if repeated:
+            self.duplicates.add(record)
+            return 200, "duplicate"
+        self.add(record)
+        return 200, "hang" if hang else "accepted"
+
+    def _refuse(self, delivery: str, status: int, reason: str) -> tuple[int, str]:
+        self.refused.add({"delivery": delivery, "status": status, "reason": reason})
+        return status, reason
+
+    def close(self) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _make_webhook_handler(receiver: WebhookReceiver):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, verdict = receiver.receive(self.headers, raw)
+            if verdict == "hang":
+                receiver.hanging.set()
+                receiver.release.wait(timeout=60)
+            answer = json.dumps({"verdict": verdict}).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            except OSError:
+                pass  # the sender is gone (a killed worker): nobody reads the answer
+
+        def log_message(self, format, *args):
+            pass
+
+    return Handler

@@ -1,0 +1,64 @@
+"""The test receiver checks what DESIGN section 6 asks receivers to check, against our signer.
+
+The fault tests count on it: a delivery it accepted was signed with the account's secret, is
+fresh, and is the first with its id.
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from approvals import webhooks
+
+BODY = json.dumps({"event": "approval.decided", "approval": {"id": "a1"}})
+
+
+def _post(receiver, *, delivery: str, secret: str = "s3cret", signed_at: int | None = None):
+    timestamp = int(time.time()) if signed_at is None else signed_at
+    request = urllib.request.Request(
+        receiver.url,
+        data=BODY.encode(),
+        method="POST",
+        headers={
+            "Gatekeeper-Event": "approval.decided",
+            "Gatekeeper-Delivery": delivery,
+            "Gatekeeper-Signature": webhooks.signature(secret, timestamp, BODY),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status, json.load(response)["verdict"]
+
+
+@pytest.fixture
+def receiver(webhook_receiver):
+    webhook_receiver.secret = "s3cret"
+    return webhook_receiver
+
+
+def test_a_delivery_signed_by_gatekeeper_is_accepted(receiver):
+    webhooks.post(
+        receiver.url, event="approval.decided", delivery_id="d1", body=BODY, secret="s3cret"
+    )
+    assert [(d["delivery"], d["body"]) for d in receiver.items] == [("d1", json.loads(BODY))]
+
+
+def test_a_delivery_signed_with_another_secret_is_refused(receiver):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(receiver, delivery="d1", secret="guessed")
+    assert refused.value.code == 401 and receiver.items == []
+
+
+def test_a_signature_older_than_300_seconds_is_refused(receiver):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(receiver, delivery="d1", signed_at=int(time.time()) - 301)
+    assert refused.value.code == 400 and receiver.items == []
+
+
+def test_a_repeated_delivery_id_is_acknowledged_but_not_processed_again(receiver):
+    assert _post(receiver, delivery="d1") == (200, "accepted")
+    assert _post(receiver, delivery="d1") == (200, "duplicate")
+    assert [d["delivery"] for d in receiver.items] == ["d1"]
+    assert [d["delivery"] for d in receiver.duplicates.items] == ["d1"]
