@@ -1,0 +1,114 @@
+"""Several machines' worth of Gatekeeper as processes: two gunicorn web nodes and two Celery
+workers on one PostgreSQL and one Redis (docs/deployment.md). Nothing is shared in memory, so
+whatever one node does, the others see through the database and the broker.
+"""
+
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from approvals.models import OutboxMessage
+from approvals.services.service_accounts import service_account_create
+from audit.models import AuditEvent
+from tests.background.processes import wait_until
+from tests.conftest import gate_body
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT = 20
+
+
+def _api(node, method: str, path: str, token: str, payload: dict | None = None):
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    body = json.dumps(payload).encode() if payload is not None else None
+    status, _headers, raw = node.request(method, path, body=body, headers=headers)
+    return status, json.loads(raw)
+
+
+def _listening_long_polls() -> int:
+    """Sessions parked in a long-poll: LISTENing, their status re-read, waiting for NOTIFY."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'idle' AND query LIKE 'SELECT status FROM approvals_pausepacket%%'"
+        )
+        return cursor.fetchone()[0]
+
+
+def _approve_in_browser(node, user, approval_id: str) -> int:
+    """Open the packet page on `node` as `user`, and press Approve (a plain form post)."""
+    browser = Client()
+    browser.force_login(user)  # a session row in the shared database, valid on every node
+    session = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    status, headers, page = node.request(
+        "GET", f"/approvals/{approval_id}/", headers={"Cookie": f"sessionid={session}"}
+    )
+    assert status == 200, page[:500]
+    cookies = SimpleCookie()
+    for header in headers.get_all("Set-Cookie") or []:
+        cookies.load(header)
+    form_token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    status, headers, _ = node.request(
+        "POST",
+        f"/approvals/{approval_id}/approve/",
+        body=urlencode({"csrfmiddlewaretoken": form_token.decode(), "comment": "fine"}).encode(),
+        headers={
+            "Cookie": f"sessionid={session}; csrftoken={cookies['csrftoken'].value}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": f"https://127.0.0.1:{node.port}",  # what a browser sends with a form post
+        },
+    )
+    assert headers.get("Location", "").endswith(f"/approvals/{approval_id}/")
+    return status
+
+
+def test_two_web_nodes_and_two_workers_share_one_database_and_one_broker(
+    start_web_node, start_worker, smtp_sink, webhook_receiver, alice
+):
+    node_a = start_web_node("web-a", wait=False)
+    node_b = start_web_node("web-b", wait=False)
+    workers = [start_worker("worker-a", wait=False), start_worker("worker-b", wait=False)]
+    for process in (node_a, node_b, *workers):
+        process.wait_ready()
+    account, token = service_account_create(name="orchestrator", callback_url=webhook_receiver.url)
+    webhook_receiver.secret = account.webhook_secret
+
+    # The orchestrator gates a step through node A's API; a worker emails the reviewer.
+    status, gated = _api(node_a, "POST", "/api/v1/gate", token, gate_body())
+    assert status == 200 and gated["decision"] == "require_approval", gated
+    approval_id = gated["approval"]["id"]
+    (mail,) = smtp_sink.wait_for(lambda m: m, TIMEOUT, "the reviewer's email")
+    assert mail["to"] == ["alice@example.com"] and approval_id in mail["text"]
+
+    # It long-polls node B while the reviewer decides on node A.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.monotonic()
+        poll = pool.submit(_api, node_b, "GET", f"/api/v1/approvals/{approval_id}?wait=10", token)
+        wait_until(_listening_long_polls, timeout=TIMEOUT, what="node B's long-poll to listen")
+        assert _approve_in_browser(node_a, alice, approval_id) == 303
+        status, polled = poll.result(timeout=TIMEOUT)
+        woke_after = time.monotonic() - started
+    assert status == 200 and polled["status"] == "approved" and polled["decision"] == "allow"
+    assert woke_after < 8, f"node B answered after {woke_after:.1f} s: it slept out its wait"
+
+    # One of the two workers posts the decision; the receiver sees it exactly once.
+    (hook,) = webhook_receiver.wait_for(lambda h: h, TIMEOUT, "the decision's webhook")
+    assert hook["event"] == "approval.decided" and hook["body"]["approval"]["id"] == approval_id
+    wait_until(
+        lambda: not OutboxMessage.objects.exclude(status="sent").exists(),
+        timeout=TIMEOUT,
+        what="the outbox to drain",
+    )
+    webhook = OutboxMessage.objects.get(kind="webhook")
+    assert webhook.attempts == 1 and hook["delivery"] == str(webhook.id)
+    assert webhook_receiver.duplicates.items == [] and len(webhook_receiver.items) == 1
+    assert AuditEvent.objects.filter(kind="webhook.delivered").count() == 1
+    assert all(process.alive for process in (node_a, node_b, *workers))
