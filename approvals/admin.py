@@ -131,16 +131,25 @@ class ServiceAccountAdmin(admin.ModelAdmin):
         "token_prefix",
         "callback_url",
         "is_active",
+        "token_expires_at",
         "created_at",
         "last_used_at",
     )
     list_filter = ("is_active",)
     search_fields = ("name",)
     actions = ("rotate_token",)
-    # token_hash and webhook_secret are never shown; is_active is the one thing edited (revocation).
-    # The name is in every audit actor ("service:<name>"), and a callback URL set later would
-    # have no webhook secret: both are fixed at creation.
-    fields = ("name", "token_prefix", "callback_url", "is_active", "created_at", "last_used_at")
+    # token_hash and webhook_secret are never shown. What is edited: is_active (revocation) and
+    # token_expires_at. The name is in every audit actor ("service:<name>"), and a callback URL
+    # set later would have no webhook secret: both are fixed at creation.
+    fields = (
+        "name",
+        "token_prefix",
+        "callback_url",
+        "is_active",
+        "token_expires_at",
+        "created_at",
+        "last_used_at",
+    )
     readonly_fields = ("name", "token_prefix", "callback_url", "created_at", "last_used_at")
 
     def get_form(self, request, obj=None, **kwargs):
@@ -149,7 +158,7 @@ class ServiceAccountAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ("name", "callback_url") if obj is None else self.fields
+        return ("name", "callback_url", "token_expires_at") if obj is None else self.fields
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
@@ -160,11 +169,14 @@ class ServiceAccountAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            # Only is_active: a full save could write back a token hash rotated meanwhile.
-            obj.save(update_fields=["is_active"])
+            # Only what the form edits: a full save could write back a token hash rotated
+            # meanwhile.
+            obj.save(update_fields=["is_active", "token_expires_at"])
             return
         account, token = service_account_create(
-            name=form.cleaned_data["name"], callback_url=form.cleaned_data["callback_url"]
+            name=form.cleaned_data["name"],
+            callback_url=form.cleaned_data["callback_url"],
+            token_expires_at=form.cleaned_data.get("token_expires_at"),
         )
         _adopt(obj, account)
         obj.new_token = token  # Read once by response_add, never stored.

@@ -32,6 +32,9 @@ class ServiceAccount(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    token_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty: the token never expires"
+    )
 
     def __str__(self):
         return self.name
@@ -39,6 +42,9 @@ class ServiceAccount(models.Model):
     @property
     def actor(self) -> str:
         return f"service:{self.name}"
+
+    def token_expired(self, now) -> bool:
+        return self.token_expires_at is not None and now >= self.token_expires_at
 
 
 class Policy(models.Model):

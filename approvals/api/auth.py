@@ -5,11 +5,22 @@ from datetime import timedelta
 from django.utils import timezone
 from ninja.security.http import HttpBearer
 
+from approvals.errors import GatekeeperError
 from approvals.models import ServiceAccount
 from approvals.services.service_accounts import service_account_for_token
 
 # Recording every use would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class TokenExpired(GatekeeperError):
+    """A right token past its expiry: 401, saying why, so the operator knows to issue a new one.
+
+    Only the holder of the full token learns this; any other token gets the plain 401.
+    """
+
+    code = "unauthorized"
+    status = 401
 
 
 class ServiceAccountBearer(HttpBearer):
@@ -22,8 +33,11 @@ class ServiceAccountBearer(HttpBearer):
 
     def authenticate(self, request, token: str) -> ServiceAccount | None:
         account = service_account_for_token(token)
-        if account is not None:
-            now = timezone.now()
-            if account.last_used_at is None or now - account.last_used_at > LAST_USED_PRECISION:
-                ServiceAccount.objects.filter(id=account.id).update(last_used_at=now)
+        if account is None:
+            return None
+        now = timezone.now()
+        if account.token_expired(now):
+            raise TokenExpired("token expired")
+        if account.last_used_at is None or now - account.last_used_at > LAST_USED_PRECISION:
+            ServiceAccount.objects.filter(id=account.id).update(last_used_at=now)
         return account
