@@ -1,5 +1,10 @@
 from django.urls import path
 
+from audit import views
+
 app_name = "audit"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("executions/<uuid:execution_id>/", views.execution_timeline, name="execution"),
+    path("audit/", views.audit_browser, name="browser"),
+]

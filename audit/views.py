@@ -1,0 +1,155 @@
+"""Reading the decision record (DESIGN sections 7 and 8): execution timelines, the auditors'
+browser and its CSV export. Plain function views; what a user may not read answers 404."""
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET
+
+from audit import selectors
+from audit.models import AuditEvent
+
+FILTER_KEYS = ("q", "kind", "workflow", "actor", "since", "until", "search")
+MAX_SEQ = 2**63 - 1
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class MomentField(forms.Field):
+    """A date (2026-11-23) or a date and time (2026-11-23 14:30); UTC unless it names an offset.
+
+    As an upper bound (`until`) it is returned as the exclusive end: a date alone reaches to the
+    end of that day, a moment includes itself.
+    """
+
+    default_error_messages = {
+        "invalid": "Enter a date like 2026-11-23 or a date and time like 2026-11-23 14:30 (UTC "
+        "unless you add an offset such as +02:00).",
+    }
+
+    def __init__(self, *, upper: bool = False, **kwargs):
+        self.upper = upper
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        value = (value or "").strip()
+        if not value:
+            return None
+        try:
+            if DATE_ONLY.fullmatch(value):
+                moment = datetime.combine(date.fromisoformat(value), time.min, tzinfo=UTC)
+                return moment + timedelta(days=1) if self.upper else moment
+            moment = parse_datetime(value) if len(value) <= 40 else None
+            if moment is not None:
+                if timezone.is_naive(moment):
+                    moment = moment.replace(tzinfo=UTC)
+                return moment + timedelta(microseconds=1) if self.upper else moment
+        except (ValueError, OverflowError):
+            pass
+        raise ValidationError(self.error_messages["invalid"], code="invalid")
+
+
+class AuditFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *AuditEvent.Kind.choices])
+    workflow = forms.CharField(required=False, max_length=200)
+    actor = forms.CharField(required=False, max_length=200)
+    since = MomentField()
+    until = MomentField(upper=True)
+    # "threads" once a text search ran too long: its later pages and export search the same way.
+    search = forms.ChoiceField(required=False, choices=[("", "everything"), ("threads", "threads")])
+    before = forms.IntegerField(required=False, min_value=1, max_value=MAX_SEQ)
+    after = forms.IntegerField(required=False, min_value=1, max_value=MAX_SEQ)
+
+    def clean_actor(self) -> str:
+        # A bare name means a user: "alice" is user:alice. Exact, so it stays an index lookup.
+        actor = self.cleaned_data["actor"]
+        if actor and ":" not in actor and actor != "system":
+            return f"user:{actor}"
+        return actor
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since is not None and until is not None and since >= until:
+            raise ValidationError("“Since” must come before “until”.", code="range")
+        return cleaned
+
+    def filters(self) -> selectors.AuditFilters:
+        data = self.cleaned_data
+        return selectors.AuditFilters(
+            q=data["q"],
+            kind=data["kind"],
+            workflow=data["workflow"],
+            actor=data["actor"],
+            since=data["since"],
+            until=data["until"],
+            text=data["search"] != "threads",
+        )
+
+    def query(self, **changes) -> str:
+        """The filters as typed, for links, with some changed (a page cursor, the search)."""
+        values = {key: self.data.get(key, "").strip() for key in FILTER_KEYS}
+        values.update(changes)
+        return urlencode({key: value for key, value in values.items() if value})
+
+
+@require_GET
+@login_required
+def audit_browser(request):
+    if not selectors.can_browse(request.user):
+        raise Http404("no such page")
+    form = AuditFilterForm(request.GET)
+    page, keep = None, {}
+    if form.is_valid():
+        try:
+            page = selectors.audit_events_page(
+                filters=form.filters(),
+                before=form.cleaned_data["before"],
+                after=form.cleaned_data["after"],
+            )
+        except selectors.SearchTooSlow:
+            form.add_error(
+                None,
+                "The search took too long. Narrow it with a kind, actor, workflow or time range.",
+            )
+            page = None
+        if page is not None and page.threads_only:
+            keep = {"search": "threads"}
+    context = {
+        "form": form,
+        "page": page,
+        "kinds": AuditEvent.Kind.choices,
+        "newer_url": f"?{form.query(after=page.newer, **keep)}" if page and page.newer else "",
+        "older_url": f"?{form.query(before=page.older, **keep)}" if page and page.older else "",
+    }
+    template = "audit/browser.html#results" if request.htmx else "audit/browser.html"
+    return TemplateResponse(request, template, context)
+
+
+def _seq(query, key) -> int | None:
+    value = query.get(key, "")
+    return int(value) if value.isdigit() and 0 < int(value) <= MAX_SEQ else None
+
+
+@require_GET
+@login_required
+def execution_timeline(request, execution_id):
+    execution = selectors.execution_for_user(user=request.user, execution_id=execution_id)
+    if execution is None:
+        raise Http404("no such execution")
+    timeline = selectors.execution_timeline(
+        user=request.user,
+        execution=execution,
+        before=_seq(request.GET, "before"),
+        after=_seq(request.GET, "after"),
+    )
+    template = "audit/execution.html#timeline" if request.htmx else "audit/execution.html"
+    return TemplateResponse(request, template, {"execution": execution, "timeline": timeline})
