@@ -8,13 +8,15 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from audit import selectors
+from audit.csv_export import export_csv
 from audit.models import AuditEvent
 
 FILTER_KEYS = ("q", "kind", "workflow", "actor", "since", "until", "search")
@@ -127,11 +129,37 @@ def audit_browser(request):
         "form": form,
         "page": page,
         "kinds": AuditEvent.Kind.choices,
+        "export_url": f"{reverse('audit:export')}?{form.query(**keep)}".rstrip("?"),
         "newer_url": f"?{form.query(after=page.newer, **keep)}" if page and page.newer else "",
         "older_url": f"?{form.query(before=page.older, **keep)}" if page and page.older else "",
     }
     template = "audit/browser.html#results" if request.htmx else "audit/browser.html"
     return TemplateResponse(request, template, context)
+
+
+@require_GET
+@login_required
+def audit_export(request):
+    if not selectors.can_browse(request.user):
+        raise Http404("no such page")
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(
+            f"{field}: {' '.join(errors)}" if field != "__all__" else " ".join(errors)
+            for field, errors in form.errors.items()
+        )
+        return HttpResponse(
+            f"Nothing was exported: {problems}\n",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = StreamingHttpResponse(
+        export_csv(form.filters()), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="gatekeeper-audit-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _seq(query, key) -> int | None:

@@ -238,6 +238,8 @@ def test_a_text_search_that_runs_too_long_searches_thread_ids_only(
     assert set(_seqs(html)) == set(
         AuditEvent.objects.filter(execution_id=execution.id).values_list("id", flat=True)
     )
+    # The next pages and the export search the same way.
+    assert "search=threads" in re.search(r'href="(/audit/export.csv[^"]*)"', html).group(1)
 
 
 def test_a_page_that_still_runs_too_long_says_so(client, auditor, monkeypatch):
@@ -248,6 +250,14 @@ def test_a_page_that_still_runs_too_long_says_so(client, auditor, monkeypatch):
     client.force_login(auditor)
     html = _get(client, "?q=needle")
     assert "The search took too long." in html and _seqs(html) == []
+
+
+def test_the_export_link_carries_the_filters(client, auditor, record):
+    record()
+    client.force_login(auditor)
+    html = _get(client, "?kind=policy.changed&since=2026-01-01&before=99")
+    link = re.search(r'<a href="([^"]+)" class="button" data-export', html).group(1)
+    assert link == "/audit/export.csv?kind=policy.changed&amp;since=2026-01-01"
 
 
 def test_agent_text_stays_inert(client, auditor, record):
