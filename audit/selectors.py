@@ -142,15 +142,15 @@ def _packet_created(data, step):
     needed = _get(data, "required_approvals", 1)
     plural = "approval" if needed == 1 else "approvals"
     return (
-        f"Approval requested for step {step} ({_get(data, 'tool', 'an action')}): "
+        f"Approval requested for step {'?' if step is None else step} "
+        f"({_get(data, 'tool', 'an action')}): "
         f"{needed} {plural} needed from {_get(data, 'approvers', 'the approvers')}"
     )
 
 
 def _packet_voted(data, step):
     words = f"Vote to approve: {_get(data, 'votes', '?')} of {_get(data, 'required', '?')}"
-    comment = _get(data, "comment")
-    return f"{words}: “{_shorten(comment)}”" if comment else words
+    return _with_comment(words, _get(data, "comment"))
 
 
 def _packet_edited(data, step):
@@ -163,31 +163,19 @@ def _packet_edited(data, step):
     return _shorten("Args edited before approving: " + ("; ".join(parts) or "no change"))
 
 
-def _closed(text):
+def _with_comment(text: str, comment) -> str:
+    return f"{text}: “{_shorten(comment)}”" if comment else text
+
+
+def _decided(verb: str, outcome: str):
+    """ "Approved by alice, bob: the step may run", and the comment when there is one."""
+
     def words(data, step):
-        comment = _get(data, "comment")
-        return f"{text}: “{_shorten(comment)}”" if comment else text
+        names = _names(_get(data, "decided_by", []))
+        text = f"{verb} by {names}: {outcome}" if names else f"{verb}: {outcome}"
+        return _with_comment(text, _get(data, "comment"))
 
     return words
-
-
-def _packet_approved(data, step):
-    return _closed(f"Approved by {_names(_get(data, 'decided_by', []))}: the step may run")(
-        data, step
-    )
-
-
-def _packet_rejected(data, step):
-    return _closed(f"Rejected by {_names(_get(data, 'decided_by', []))}: the step is blocked")(
-        data, step
-    )
-
-
-def _packet_applied(data, step):
-    return _closed(
-        f"Reconciled by {_names(_get(data, 'decided_by', []))}: "
-        "the write happened, so the step is skipped"
-    )(data, step)
 
 
 def _packet_terminated(data, step):
@@ -201,8 +189,7 @@ def _packet_terminated(data, step):
 
 def _owner_changed(data, step):
     words = f"Owner changed from {_get(data, 'from') or 'nobody'} to {_get(data, 'to')}"
-    reason = _get(data, "reason")
-    return f"{words}: “{_shorten(reason)}”" if reason else words
+    return _with_comment(words, _get(data, "reason"))
 
 
 def _taken_over(data, step):
@@ -214,7 +201,8 @@ def _taken_over(data, step):
 
 def _step_outcome(data, step):
     side_effect = str(_get(data, "side_effect"))
-    words = f"Outcome of step {step}: {OUTCOME_WORDS.get(side_effect, side_effect)}"
+    words = f"Outcome of step {'?' if step is None else step}: "
+    words += OUTCOME_WORDS.get(side_effect, side_effect)
     if _get(data, "reconciled", False):
         words += " (recorded by a reviewer reconciling it)"
     if _get(data, "gated", True) is False:
@@ -237,11 +225,11 @@ SUMMARIES = {
     AuditEvent.Kind.PACKET_CREATED: _packet_created,
     AuditEvent.Kind.PACKET_VOTED: _packet_voted,
     AuditEvent.Kind.PACKET_EDITED: _packet_edited,
-    AuditEvent.Kind.PACKET_COMMENTED: lambda data, step: (
-        f"Comment: “{_shorten(_get(data, 'comment'))}”"
+    AuditEvent.Kind.PACKET_COMMENTED: lambda data, step: _with_comment(
+        "Comment", _get(data, "comment")
     ),
-    AuditEvent.Kind.PACKET_APPROVED: _packet_approved,
-    AuditEvent.Kind.PACKET_REJECTED: _packet_rejected,
+    AuditEvent.Kind.PACKET_APPROVED: _decided("Approved", "the step may run"),
+    AuditEvent.Kind.PACKET_REJECTED: _decided("Rejected", "the step is blocked"),
     AuditEvent.Kind.PACKET_EXPIRED: lambda data, step: (
         "Expired: nobody decided before the deadline, so the step is blocked"
     ),
@@ -251,7 +239,9 @@ SUMMARIES = {
     AuditEvent.Kind.PACKET_RECONCILING: lambda data, step: (
         "Sent to reconcile: the write may already have happened"
     ),
-    AuditEvent.Kind.PACKET_APPLIED: _packet_applied,
+    AuditEvent.Kind.PACKET_APPLIED: _decided(
+        "Reconciled", "the write happened, so the step is skipped"
+    ),
     AuditEvent.Kind.PACKET_TERMINATED: _packet_terminated,
     AuditEvent.Kind.PACKET_SUPERSEDED: lambda data, step: (
         "Superseded: replaced by a new approval with fresh context"
@@ -279,6 +269,8 @@ def event_summary(kind: str, data, *, step: int | None = None) -> str:
     describe = SUMMARIES.get(kind)
     if describe is None:
         return kind
+    if step is None:
+        step = _step_of(data, None)
     try:
         return describe(data, step)
     except (TypeError, ValueError, AttributeError):
@@ -458,7 +450,6 @@ def _events_page(filters, before, after, size, timeout_ms) -> BrowsePage:
                 packet_id=packet_id,
                 thread_id=thread_id or "",
                 workflow=workflow or "",
-                step=_step_of(data, None),
             )
         )
     if not entries:

@@ -180,4 +180,9 @@ def execution_timeline(request, execution_id):
         after=_seq(request.GET, "after"),
     )
     template = "audit/execution.html#timeline" if request.htmx else "audit/execution.html"
-    return TemplateResponse(request, template, {"execution": execution, "timeline": timeline})
+    context = {
+        "execution": execution,
+        "timeline": timeline,
+        "can_browse": selectors.can_browse(request.user),
+    }
+    return TemplateResponse(request, template, context)

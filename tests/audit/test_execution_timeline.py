@@ -148,7 +148,9 @@ def test_an_auditor_may_read_any_execution(client, auditor, packet_for, policy):
     policy("finance", match={"workflow": "payments"}, approvers="finance-approvers")
     execution = packet_for(execution__workflow="payments").execution
     client.force_login(auditor)
-    assert "payments" in _page(client, execution)
+    html = _page(client, execution)
+    assert "payments" in html
+    assert '<a href="/audit/">Decision record</a> › Execution' in html
 
 
 def test_members_of_the_owning_group_and_the_owning_user_may_read_it(
@@ -471,3 +473,15 @@ def test_the_timeline_reads_in_nine_queries(alice, packet_for, agent, events, ch
         timeline = selectors.execution_timeline(user=alice, execution=execution)
     assert len(timeline.section.children) == children
     assert len(queries) == 9, "\n".join(q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.parametrize("data", [{}, None, [1, 2], "text", -3, {"decided_by": "x", "diff": 7}])
+@pytest.mark.parametrize("kind", AuditEvent.Kind.values)
+def test_any_payload_still_reads_as_a_line(kind, data):
+    summary = selectors.event_summary(kind, data, step=None)
+    assert summary and "\n" not in summary
+
+
+def test_a_decision_without_names_reads_without_them():
+    assert selectors.event_summary("packet.approved", {}) == "Approved: the step may run"
+    assert selectors.event_summary("packet.commented", {"comment": "a\n b"}) == "Comment: “a b”"
