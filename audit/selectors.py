@@ -337,12 +337,10 @@ class AuditFilters:
         conditions: list[sql.Composable] = [sql.SQL("TRUE")]
         if self.q:
             pattern = sql.Literal(f"%{escape_like(self.q)}%")
-            search = (
-                "(x.thread_id ILIKE {0} OR e.data::text ILIKE {0})"
-                if self.text
-                else ("x.thread_id ILIKE {0}")
-            )
-            conditions.append(sql.SQL(search).format(pattern))
+            matches = sql.SQL("x.thread_id ILIKE {}").format(pattern)
+            if self.text:
+                matches = sql.SQL("({} OR e.data::text ILIKE {})").format(matches, pattern)
+            conditions.append(matches)
         for column, value in (
             ("e.kind", self.kind),
             ("e.actor", self.actor),
@@ -398,19 +396,12 @@ def audit_events_page(
 def _events_page(filters, before, after, size, timeout_ms) -> BrowsePage:
     newest_first = after is None
     conditions = [filters.where()]
-    cursor_row = sql.SQL("(SELECT at, id FROM {events} WHERE id = {seq})")
-    if before is not None:
+    if before is not None or after is not None:
         conditions.append(
-            sql.SQL("(e.at, e.id) < ")
-            + cursor_row.format(
-                events=sql.Identifier(AuditEvent._meta.db_table), seq=sql.Literal(before)
-            )
-        )
-    elif after is not None:
-        conditions.append(
-            sql.SQL("(e.at, e.id) > ")
-            + cursor_row.format(
-                events=sql.Identifier(AuditEvent._meta.db_table), seq=sql.Literal(after)
+            sql.SQL("(e.at, e.id) {} (SELECT at, id FROM {} WHERE id = {})").format(
+                sql.SQL("<" if newest_first else ">"),
+                sql.Identifier(AuditEvent._meta.db_table),
+                sql.Literal(before if newest_first else after),
             )
         )
     query = sql.SQL(
@@ -436,22 +427,20 @@ def _events_page(filters, before, after, size, timeout_ms) -> BrowsePage:
     rows = rows[:size]
     if not newest_first:
         rows.reverse()
-    entries = []
-    for seq, at, kind, actor, execution_id, packet_id, text, thread_id, workflow in rows:
-        data = json.loads(text)
-        entries.append(
-            Entry(
-                seq=seq,
-                at=at,
-                kind=kind,
-                actor=actor,
-                data=data,
-                execution_id=execution_id,
-                packet_id=packet_id,
-                thread_id=thread_id or "",
-                workflow=workflow or "",
-            )
+    entries = [
+        Entry(
+            seq=seq,
+            at=at,
+            kind=kind,
+            actor=actor,
+            data=json.loads(text),
+            execution_id=execution_id,
+            packet_id=packet_id,
+            thread_id=thread_id or "",
+            workflow=workflow or "",
         )
+        for seq, at, kind, actor, execution_id, packet_id, text, thread_id, workflow in rows
+    ]
     if not entries:
         return BrowsePage(entries, None, None)
     if newest_first:
