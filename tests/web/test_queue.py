@@ -99,3 +99,15 @@ def test_the_open_count_fragment_counts_what_the_user_may_see(client, alice, cha
     assert client.get("/approvals/open-count/").content.decode().strip() == "1"
     client.force_login(charlie)
     assert client.get("/approvals/open-count/").content.decode().strip() == "0"
+
+
+def test_the_top_bar_links_audit_only_for_auditors(client, alice, make_user):
+    from django.contrib.auth.models import Permission
+
+    client.force_login(alice)
+    html = client.get("/approvals/").content.decode()
+    assert 'href="/metrics/"' in html and 'href="/audit/"' not in html
+    erin = make_user("erin")
+    erin.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    client.force_login(erin)
+    assert 'href="/audit/"' in client.get("/approvals/").content.decode()
