@@ -8,4 +8,5 @@ class GatekeeperConfig(AppConfig):
     verbose_name = "Gatekeeper"
 
     def ready(self):
-        from gatekeeper import auth_audit  # noqa: F401 (connects the sign-in audit receivers)
+        # Connect their receivers: the sign-in audit, and the session renewal at login.
+        from gatekeeper import auth_audit, security  # noqa: F401

@@ -6,6 +6,7 @@ or address until the window has passed, or until an admin deletes the access att
 While locked, a password is not even checked. The bearer-token API never comes here.
 """
 
+import hashlib
 import math
 import unicodedata
 from datetime import datetime, timedelta
@@ -26,6 +27,21 @@ LOGIN_LOCK_SPACE = 0x6B_4C47
 REFUSED = "gatekeeper_login_refused"
 
 
+class LoginForm(AuthenticationForm):
+    """Django's form, with the length limit it shows the browser also enforced on the server.
+
+    AuthenticationForm sets max_length after the field is made, so nothing checks it; a name
+    longer than any account's would reach django-axes, whose attempts table holds 255
+    characters (a 500). Such a name is refused as the form error any wrong name gets.
+    """
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if len(username) > self.fields["username"].max_length:
+            raise self.get_invalid_login_error()
+        return username
+
+
 class LoginView(auth_views.LoginView):
     """Django's login view, one attempt per username at a time.
 
@@ -35,15 +51,24 @@ class LoginView(auth_views.LoginView):
     account ever sees more than its limit of guesses per window, however many arrive at once.
     """
 
+    authentication_form = LoginForm
+
     def post(self, request, *args, **kwargs):
-        # NFKC and strip, as the form does to the username before authenticating.
-        username = unicodedata.normalize("NFKC", request.POST.get("username", "").strip())
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOGIN_LOCK_SPACE, username]
+                    "SELECT pg_advisory_xact_lock(%s, %s)",
+                    [LOGIN_LOCK_SPACE, _lock_key(request.POST.get("username", ""))],
                 )
             return super().post(request, *args, **kwargs)
+
+
+def _lock_key(username: str) -> int:
+    # NFKC and strip, as the form does before authenticating. Hashed here, not by PostgreSQL:
+    # the name is not validated yet, and a NUL in it would be no valid SQL string.
+    name = unicodedata.normalize("NFKC", username.strip())
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
 
 
 class LockoutBackend(AxesStandaloneBackend):
@@ -106,7 +131,7 @@ def lockout_response(request, original_response=None, credentials=None):
     same_day = local.date() == timezone.localdate(now)
     shown = f"{local:%H:%M %Z}" if same_day else f"{local:%Y-%m-%d %H:%M %Z}"
     context = {
-        "form": AuthenticationForm(request, initial={"username": username or ""}),
+        "form": LoginForm(request, initial={"username": username or ""}),
         "locked_until": shown,
         "next": request.POST.get("next") or request.GET.get("next", ""),
     }

@@ -5,6 +5,8 @@ import time
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django_htmx.http import HttpResponseClientRefresh
 
 # When the session was last renewed (Unix seconds), kept in the session itself.
@@ -44,6 +46,13 @@ class SessionActivityMiddleware:
         if from_htmx and _redirects_to_login(response):
             return HttpResponseClientRefresh()
         return response
+
+
+@receiver(user_logged_in, dispatch_uid="gatekeeper.security.login_renews")
+def session_renewed_at_login(sender, request, user, **kwargs):
+    # Logging in is activity, and the login saves the session anyway.
+    if request is not None and hasattr(request, "session"):
+        request.session[RENEWED_KEY] = int(time.time())
 
 
 def _redirects_to_login(response) -> bool:

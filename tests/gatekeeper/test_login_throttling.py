@@ -176,6 +176,25 @@ def test_the_api_is_not_behind_the_login_throttle(client, alice, agent):
     assert attempt(client, "alice", "pw-alice").status_code == 302
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "username=a%00b&password=x",
+        "username=" + "x" * 100_000 + "&password=x",
+        "username=x&password=" + "p" * 100_000,
+        "username=%ED%A0%80%FF&password=%00",
+        "username=alice&username=bob&password=pw-alice",
+        "password=pw-alice",
+    ],
+    ids=["nul", "long name", "long password", "bad utf-8", "two names", "no name"],
+)
+def test_hostile_login_bodies_are_form_errors_not_server_errors(client, alice, body):
+    response = client.post(LOGIN, body, content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+
+
 @pytest.mark.django_db(transaction=True)
 def test_guesses_arriving_at_once_are_counted_one_by_one(alice, settings):
     """Without serialising, every parallel guess would pass the check before any was counted."""
