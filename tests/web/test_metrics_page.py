@@ -197,8 +197,9 @@ def test_the_page_costs_the_same_queries_however_many_packets(
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/metrics/")
     assert response.status_code == 200
-    # Session, user, then latency by workflow, by owner, open by age, decisions per day.
-    assert len(queries) == 6, "\n".join(q["sql"] for q in queries.captured_queries)
+    # Session, user, then latency by workflow, by owner, open by age, decisions per day; and
+    # the user's and groups' global permissions (the top bar links Audit only for auditors).
+    assert len(queries) == 8, "\n".join(q["sql"] for q in queries.captured_queries)
 
 
 @pytest.mark.parametrize("days", ["0", "91", "-3", "seven", "1e3", "14.5", " "])
