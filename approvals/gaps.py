@@ -2,7 +2,8 @@
 
 - ungated: an outcome was recorded for a step index that was never gated;
 - no_outcome: a step finally allowed (by policy or approval) has no outcome yet;
-- skipped_index: an index missing between the lowest and highest gated index.
+- skipped_index: an index missing between the lowest and highest gated index (the first
+  MAX_SKIPPED_LISTED of them: the range may be as wide as the index space).
 """
 
 from collections.abc import Iterable, Mapping
@@ -17,11 +18,21 @@ def find_gaps(final_decisions: Mapping[int, str], outcome_steps: Iterable[int]) 
         for step, decision in final_decisions.items()
         if decision == "allow" and step not in outcome_steps
     ]
-    if final_decisions:
-        low, high = min(final_decisions), max(final_decisions)
-        gaps += [
-            {"step": step, "kind": "skipped_index"}
-            for step in range(low, high + 1)
-            if step not in final_decisions
-        ]
+    gaps += [{"step": step, "kind": "skipped_index"} for step in _skipped(final_decisions)]
     return sorted(gaps, key=lambda gap: (gap["step"], gap["kind"]))
+
+
+# An agent may gate step 0 and step 2**31-1: listing every index between would exhaust memory.
+MAX_SKIPPED_LISTED = 1000
+
+
+def _skipped(gated: Iterable[int]):
+    """Indices missing between consecutive gated ones, the first MAX_SKIPPED_LISTED of them."""
+    listed = 0
+    indices = sorted(gated)
+    for low, high in zip(indices, indices[1:], strict=False):
+        for step in range(low + 1, high):
+            if listed == MAX_SKIPPED_LISTED:
+                return
+            listed += 1
+            yield step
