@@ -116,27 +116,18 @@ def _act(request, packet_id, action):
         level, text = messages.ERROR, "Nothing was changed: " + error.message
     except GatekeeperError as error:
         level, text = messages.WARNING, error.message[:1].upper() + error.message[1:] + "."
-    if request.htmx:
-        packet = _packet_or_404(request, packet_id)
+    if request.htmx or form_errors:
         context = _packet_context(
             request,
-            packet,
+            _packet_or_404(request, packet_id),
             notice={"level": level, "text": text},
             form_errors=form_errors,
             submitted_args=request.POST.get("args", ""),
         )
+        if not request.htmx:  # a plain form with an error: the page again, nothing changed
+            return TemplateResponse(request, "approvals/packet.html", context, status=400)
         response = TemplateResponse(request, "approvals/packet.html#decision", context)
         return trigger_client_event(response, "packetChanged", {"id": str(packet_id)})
-    if form_errors:
-        packet = _packet_or_404(request, packet_id)
-        context = _packet_context(
-            request,
-            packet,
-            notice={"level": level, "text": text},
-            form_errors=form_errors,
-            submitted_args=request.POST.get("args", ""),
-        )
-        return TemplateResponse(request, "approvals/packet.html", context, status=400)
     messages.add_message(request, level, text)
     # 303: the browser follows with a GET, so a reload never repeats the action.
     response = HttpResponseRedirect(reverse("approvals:packet", args=[packet_id]))
@@ -174,16 +165,26 @@ def approve(request, packet_id):
     return _act(request, packet_id, action)
 
 
-@require_POST
-@login_required
-def reject(request, packet_id):
-    return _act(
-        request,
-        packet_id,
-        lambda: review.packet_reject(
-            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
-        ),
-    )
+def _comment_action(service):
+    """A view for an action that takes only the reviewer's comment."""
+
+    @require_POST
+    @login_required
+    def view(request, packet_id):
+        return _act(
+            request,
+            packet_id,
+            lambda: service(
+                packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
+            ),
+        )
+
+    return view
+
+
+reject = _comment_action(review.packet_reject)
+take_over = _comment_action(review.packet_take_over)
+comment = _comment_action(review.packet_comment)
 
 
 @require_POST
@@ -201,27 +202,3 @@ def reconcile(request, packet_id):
         )
 
     return _act(request, packet_id, action)
-
-
-@require_POST
-@login_required
-def take_over(request, packet_id):
-    return _act(
-        request,
-        packet_id,
-        lambda: review.packet_take_over(
-            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
-        ),
-    )
-
-
-@require_POST
-@login_required
-def comment(request, packet_id):
-    return _act(
-        request,
-        packet_id,
-        lambda: review.packet_comment(
-            packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
-        ),
-    )
