@@ -2,16 +2,12 @@
 
 A fresh registry per scrape and a collector that queries when collected: nothing is counted in
 process memory, so every web node behind the load balancer answers the same.
-
-Not exported yet: `gatekeeper_outbox_backlog` and `gatekeeper_webhook_failures_total`. Their
-source, the transactional outbox of DESIGN section 9, has no table yet; a constant 0 would read
-as "healthy" on a dashboard, so they are left out until the outbox exists.
 """
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
@@ -23,7 +19,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.utils import floatToGoString
 
 from approvals.metrics import queries
-from approvals.models import PausePacket
+from approvals.models import OutboxMessage, PausePacket
 
 # The classic text format, spelled out: newer prometheus-client releases moved
 # CONTENT_TYPE_LATEST to version 1.0.0, while generate_latest still writes 0.0.4.
@@ -76,8 +72,41 @@ class PacketCollector:
         yield latency
 
 
+class OutboxCollector:
+    """What the outbox still holds, and the webhooks it gave up on (DESIGN section 9)."""
+
+    def collect(self) -> Iterator[Metric]:
+        backlog = GaugeMetricFamily(
+            "gatekeeper_outbox_backlog",
+            "Email and webhook messages waiting to be delivered (pending or being sent).",
+            labels=["kind"],
+        )
+        failures = CounterMetricFamily(
+            "gatekeeper_webhook_failures",
+            "Webhook deliveries given up on after retrying for 24 hours, since the beginning.",
+        )
+        waiting = Q(status__in=[OutboxMessage.Status.PENDING, OutboxMessage.Status.SENDING])
+        figures = OutboxMessage.objects.aggregate(
+            **{
+                kind: Count("id", filter=waiting & Q(kind=kind))
+                for kind in OutboxMessage.Kind.values
+            },
+            failed=Count(
+                "id", filter=Q(kind=OutboxMessage.Kind.WEBHOOK, status=OutboxMessage.Status.FAILED)
+            ),
+        )
+        failed = figures.pop("failed")
+        counts = figures
+        for kind, count in counts.items():
+            backlog.add_metric([kind], count)
+        failures.add_metric([], failed)
+        yield backlog
+        yield failures
+
+
 def exposition(*, days: int) -> bytes:
     """Every packet's figures (Prometheus holds no user), in the 0.0.4 text format."""
     registry = CollectorRegistry()
     registry.register(PacketCollector(PausePacket.objects.all(), days=days))
+    registry.register(OutboxCollector())
     return generate_latest(registry)

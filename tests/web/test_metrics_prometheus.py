@@ -118,6 +118,8 @@ def test_the_right_token_gets_the_text_format(client, enabled, known):
         "gatekeeper_open_packets",
         "gatekeeper_packets_expired",
         "gatekeeper_decision_latency_seconds",
+        "gatekeeper_outbox_backlog",
+        "gatekeeper_webhook_failures",
     }
 
 
@@ -193,10 +195,10 @@ def test_a_bad_days_value_is_400_not_a_guess(client, db, enabled, days):
     assert b"days must be a whole number" in response.content
 
 
-def test_every_scrape_reads_the_database_in_two_queries(client, enabled, known, packet_for):
+def test_every_scrape_reads_the_database_in_three_queries(client, enabled, known, packet_for):
     with CaptureQueriesContext(connection) as queries:
         first = _families(_scrape(client))
-    assert len(queries) == 2, "\n".join(q["sql"] for q in queries.captured_queries)
+    assert len(queries) == 3, "\n".join(q["sql"] for q in queries.captured_queries)
     packet_for(execution__thread_id="hr-3")
     second = _families(_scrape(client))
     pending = (("status", "pending"), ("workflow", "hr-onboarding"))
@@ -204,6 +206,30 @@ def test_every_scrape_reads_the_database_in_two_queries(client, enabled, known, 
     assert _samples(second["gatekeeper_open_packets"])[pending] == 2
 
 
-def test_an_empty_database_exports_empty_families(client, db, enabled):
+def test_an_empty_database_exports_empty_families_and_an_empty_outbox(client, db, enabled):
     families = _families(_scrape(client))
-    assert all(not family.samples for family in families.values())
+    outbox = {"gatekeeper_outbox_backlog", "gatekeeper_webhook_failures"}
+    assert all(not f.samples for name, f in families.items() if name not in outbox)
+    assert all(s.value == 0 for name in outbox for s in families[name].samples)
+
+
+def test_the_outbox_backlog_and_webhook_failures_are_counted(client, enabled, packet_for, alice):
+    from approvals.models import OutboxMessage
+    from approvals.services.service_accounts import service_account_create
+
+    packet_for()  # emails to alice: one pending message
+    hooked, _ = service_account_create(name="hooked", callback_url="https://hooks.example.com/")
+    OutboxMessage.objects.create(
+        kind="webhook",
+        topic="approval.decided",
+        service_account=hooked,
+        recipient=hooked.callback_url,
+        status="failed",
+        next_attempt_at=timezone.now(),
+    )
+    families = _families(_scrape(client))
+    backlog = {
+        dict(s.labels)["kind"]: s.value for s in families["gatekeeper_outbox_backlog"].samples
+    }
+    assert backlog == {"email": 1, "webhook": 0}
+    assert families["gatekeeper_webhook_failures"].samples[0].value == 1
