@@ -1150,6 +1150,7 @@ class Bench:
 
     def run(self) -> int:
         self.failures: list[str] = []
+        self.load_at_start = _loadavg()
         self.say(f"mode {self.mode}, database {self.db}, work dir {self.work}")
         self.setup()
         self.say(f"setup done in {time.monotonic() - self.started:.0f} s")
@@ -1385,8 +1386,36 @@ def machine() -> dict:
     }
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def _revision() -> str:
+    def git(*args):
+        return subprocess.run(  # noqa: S603 (git, with our own arguments)
+            ["git", *args],  # noqa: S607
+            cwd=BASE,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git(
+        "status", "--porcelain", "--untracked-files=no", "--", "approvals", "audit", "gatekeeper"
+    )
+    return head + (
+        " with uncommitted changes in approvals/, audit/ or gatekeeper/" if dirty else ""
+    )
+
+
 def write_results(bench: Bench, path: Path, command: str) -> None:
-    m = machine()
+    m = {"code": _revision(), **machine()}
+    m["load average (1, 5, 15 min) at the start"] = bench.load_at_start
+    m["load average (1, 5, 15 min) at the end"] = _loadavg()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark results",
@@ -1453,6 +1482,10 @@ def write_results(bench: Bench, path: Path, command: str) -> None:
         f"{2 * bench.sizes.timeline_steps:,} record events. "
         + ", ".join(f"{k} {v:.0f} s" for k, v in bench.timings.items() if k != "total")
         + ".",
+        "- This machine is shared: other work (test suites of other sessions) may run beside the "
+        "bench, which is why the load average is recorded. Ratios are measured side by side "
+        "(gate and floor alternate in rounds) so that such load affects both; absolute "
+        "latencies are affected in full.",
         "- Sessions for the browser pages are made the way the login view leaves them "
         "(SessionStore with the user's id, backend and auth hash); logging in through the form "
         "is not what is measured.",
