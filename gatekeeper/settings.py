@@ -90,6 +90,9 @@ if _database_url is None:
 DATABASES = {"default": parse_database_url("DATABASE_URL", _database_url)}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Gatekeeper's queries are short: PostgreSQL's JIT compiler added 300-550 ms to each queue query
+# over 100k packets (bench/PROFILES.md). A URL may still say otherwise (?options=...).
+DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
