@@ -15,6 +15,7 @@ from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
 from approvals.services import review
+from audit.jsontext import pretty_json
 
 STATUS_TABS = [
     ("open", "Open"),
@@ -84,8 +85,8 @@ def _packet_context(request, packet: PausePacket, **extra) -> dict:
         "has_voted": username in voters,
         "approve_consequence": wording.approve_consequence(packet, outcome, votes=len(voters)),
         "take_over_consequence": wording.take_over_consequence(packet),
-        "args_json": json.dumps(packet.effective_args, indent=2, sort_keys=True),
-        "original_args_json": json.dumps(packet.args, indent=2, sort_keys=True),
+        "args_json": pretty_json(packet.effective_args),
+        "original_args_json": pretty_json(packet.args),
         "record": dashboard.execution_recent_record(packet),
         **extra,
     }

@@ -4,11 +4,10 @@ The database already refuses UPDATE and DELETE on the table; the admin refuses t
 nobody (superusers included) is offered a form or an action that could only fail.
 """
 
-import json
-
 from django.contrib import admin
 from django.utils.html import format_html
 
+from audit.jsontext import pretty_json as as_text
 from audit.models import AuditEvent
 
 
@@ -16,7 +15,7 @@ def pretty_json(value) -> str:
     """JSON as an escaped, indented <pre> block: payloads carry agent text, never trusted HTML."""
     return format_html(
         '<pre class="gatekeeper-json">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
+        as_text(value),
     )
 
 

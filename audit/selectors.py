@@ -23,6 +23,7 @@ from psycopg import sql
 from approvals.dashboard import packets_visible_to
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
+from audit.jsontext import pretty_json
 from audit.models import AuditEvent
 
 AUDIT_PERMISSION = "audit.view_auditevent"
@@ -302,7 +303,7 @@ class Entry:
 
     @property
     def data_json(self) -> str:
-        return json.dumps(self.data, indent=2, sort_keys=True, ensure_ascii=False)
+        return pretty_json(self.data)
 
 
 # The audit browser

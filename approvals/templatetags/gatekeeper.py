@@ -1,12 +1,13 @@
 """Small template helpers: relative times and dictionary lookups."""
 
-import json
 from datetime import datetime
 
 from django import template
 from django.contrib.messages import constants as message_constants
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
+
+from audit.jsontext import pretty_json
 
 register = template.Library()
 
@@ -27,10 +28,8 @@ def get_item(mapping, key):
     return mapping.get(key) if hasattr(mapping, "get") else None
 
 
-@register.filter
-def pretty_json(value) -> str:
-    """Agent data as indented JSON text; the template escapes it like any other text."""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+# Agent data as indented JSON text; the template escapes it like any other text.
+register.filter("pretty_json", pretty_json)
 
 
 @register.filter
