@@ -169,11 +169,7 @@ def approval_preview(
 
 
 def packet_votes(packet: PausePacket) -> list:
-    return list(
-        packet.votes.filter(snapshot_hash=packet.snapshot_hash)
-        .select_related("user")
-        .order_by("created_at")
-    )
+    return list(packet.current_votes().select_related("user"))
 
 
 def execution_recent_record(packet: PausePacket, limit: int = 12) -> list[AuditEvent]:

@@ -271,6 +271,10 @@ class PausePacket(models.Model):
     def effective_args(self) -> dict:
         return self.args if self.edited_args is None else self.edited_args
 
+    def current_votes(self):
+        """Approvals on the current snapshot, oldest first: an edit voids the earlier ones."""
+        return self.votes.filter(snapshot_hash=self.snapshot_hash).order_by("created_at")
+
 
 class Vote(models.Model):
     """An approval counted toward quorum; only votes on the current snapshot count."""

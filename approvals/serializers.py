@@ -10,7 +10,7 @@ def _time(value):
 
 
 def current_votes(packet: PausePacket) -> int:
-    return packet.votes.filter(snapshot_hash=packet.snapshot_hash).count()
+    return packet.current_votes().count()
 
 
 def approval_json(packet: PausePacket, *, votes: int | None = None) -> dict:

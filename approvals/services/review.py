@@ -97,11 +97,7 @@ def _apply_guard(packet: PausePacket, outcome: Outcome, user) -> ActionResult:
 
 
 def _current_voters(packet: PausePacket) -> list[str]:
-    return list(
-        packet.votes.filter(snapshot_hash=packet.snapshot_hash)
-        .order_by("created_at")
-        .values_list("user__username", flat=True)
-    )
+    return list(packet.current_votes().values_list("user__username", flat=True))
 
 
 def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> ActionResult:
