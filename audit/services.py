@@ -9,25 +9,51 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
-from audit.chain import DOCUMENT_SQL, GENESIS_HASH, chain_hash
+from audit.chain import DOCUMENT_SQL, GENESIS_HASH
 from audit.models import AuditEvent
 
 # Any constant works; it names the one lock that serialises the head of the chain.
 CHAIN_LOCK_KEY = 0x6A7E_4B33
+LOCK_CHAIN_SQL = "SELECT pg_advisory_xact_lock(%s)"
 
-_COLUMNS = "t.id, t.at, t.kind, t.actor, t.execution_id, t.packet_id, t.data"
-_UNNEST = (
-    "unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[], %s::uuid[], %s::uuid[],"
-    " %s::jsonb[]) AS t(id, at, kind, actor, execution_id, packet_id, data)"
-)
-# PostgreSQL renders each row's document: exactly what the verifier will render later.
-# Composed from constants only; every value travels as a parameter.
-_DOCUMENTS = f"SELECT {DOCUMENT_SQL.format(p='t.')} FROM {_UNNEST} ORDER BY t.id"
-_INSERT = (
-    "INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data,"
-    " prev_hash, hash) "
-    "SELECT " + _COLUMNS + ", h.prev_hash, h.hash FROM " + _UNNEST + " "
-    "JOIN unnest(%s::bigint[], %s::text[], %s::text[]) AS h(id, prev_hash, hash) ON h.id = t.id"
+
+def chain_append_sql(source: str) -> str:
+    """CTEs that append the rows of CTE `source` to the chain, as CTE `appended`.
+
+    `source` gives columns at, kind, actor, execution_id, packet_id, data and ord; rows get
+    their seq in `ord` order and are chained in seq order by the audit_chain aggregate
+    (audit/migrations/0004), each hashed from the document PostgreSQL renders for it
+    (DOCUMENT_SQL): what verify_audit recomputes. `appended` returns id, prev_hash and hash.
+    The caller holds the chain lock (LOCK_CHAIN_SQL) before the statement starts, so the head
+    its snapshot reads is the true head. Composed from constants only.
+    """
+    return f"""
+    head AS (
+        SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
+                        '{GENESIS_HASH}') AS hash),
+    numbered AS (
+        SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, s.*
+          FROM (SELECT * FROM {source} ORDER BY ord) AS s),
+    chained AS (
+        SELECT n.*, head.hash AS head_hash,
+               audit_chain(head.hash, {DOCUMENT_SQL.format(p="n.")}) OVER (ORDER BY n.id) AS hash
+          FROM numbered AS n CROSS JOIN head),
+    appended AS (
+        INSERT INTO audit_auditevent
+               (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)
+        SELECT id, at, kind, actor, execution_id, packet_id, data,
+               coalesce(lag(hash) OVER (ORDER BY id), head_hash), hash
+          FROM chained
+        RETURNING id, prev_hash, hash)"""
+
+
+_APPEND_EVENTS = (
+    "WITH events AS ("
+    " SELECT %s::timestamptz AS at, t.kind, t.actor, t.execution_id, t.packet_id, t.data, t.ord"
+    " FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::uuid[], %s::jsonb[]) WITH ORDINALITY"
+    " AS t(kind, actor, execution_id, packet_id, data, ord)),"
+    + chain_append_sql("events")
+    + " SELECT id, prev_hash, hash FROM appended ORDER BY id"
 )
 
 
@@ -43,9 +69,10 @@ class Event:
 def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     """Append events to the chain, in order, inside the caller's transaction.
 
-    The transaction-level advisory lock is held until the caller commits, so the next writer
-    reads a head that is already durable: the chain never forks, and a rolled-back change leaves
-    no event behind.
+    Two statements whatever the number of events: the chain lock, then one INSERT that hashes
+    in PostgreSQL. The transaction-level advisory lock is held until the caller commits, so the
+    next writer reads a head that is already durable: the chain never forks, and a rolled-back
+    change leaves no event behind. Append last in a transaction, so the lock is held briefly.
     """
     events = list(events)
     if not events:
@@ -55,32 +82,19 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     now = timezone.now()
     payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
-        cursor.execute("SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1")
-        head = cursor.fetchone()
+        cursor.execute(LOCK_CHAIN_SQL, [CHAIN_LOCK_KEY])
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) "
-            "FROM generate_series(1, %s)",
-            [len(events)],
+            _APPEND_EVENTS,
+            [
+                now,
+                [e.kind for e in events],
+                [e.actor for e in events],
+                [e.execution_id for e in events],
+                [e.packet_id for e in events],
+                payloads,
+            ],
         )
-        seqs = [seq for (seq,) in cursor.fetchall()]
-        columns = [
-            seqs,
-            [now] * len(events),
-            [e.kind for e in events],
-            [e.actor for e in events],
-            [e.execution_id for e in events],
-            [e.packet_id for e in events],
-            payloads,
-        ]
-        cursor.execute(_DOCUMENTS, columns)
-        prev = head[0] if head else GENESIS_HASH
-        prev_hashes, hashes = [], []
-        for (document,) in cursor.fetchall():
-            prev_hashes.append(prev)
-            prev = chain_hash(prev, document)
-            hashes.append(prev)
-        cursor.execute(_INSERT, [*columns, seqs, prev_hashes, hashes])
+        rows = cursor.fetchall()
     return [
         AuditEvent(
             id=seq,
@@ -93,9 +107,7 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
             prev_hash=prev_hash,
             hash=digest,
         )
-        for seq, e, payload, prev_hash, digest in zip(
-            seqs, events, payloads, prev_hashes, hashes, strict=True
-        )
+        for (seq, prev_hash, digest), e, payload in zip(rows, events, payloads, strict=True)
     ]
 
 

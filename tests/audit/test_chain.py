@@ -6,7 +6,9 @@ import pytest
 from django.db import connection, transaction
 
 from audit.chain import DOCUMENT_SQL, GENESIS_HASH, canonical_json, chain_hash
-from audit.services import record_event
+from audit.models import AuditEvent
+from audit.services import Event, record_event, record_events
+from audit.verify import verify_chain
 
 
 def test_canonical_json_sorts_keys_uses_no_whitespace_and_keeps_unicode():
@@ -76,3 +78,28 @@ def test_changing_any_field_changes_the_document(db, column, value):
         cursor.execute(f"UPDATE audit_auditevent SET {column} = {value} WHERE id = %s", [event.id])
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
     assert _document(event) != before
+
+
+def test_events_appended_together_take_their_seqs_and_links_in_the_order_given(db):
+    with transaction.atomic():
+        first = record_event("policy.changed", actor="user:admin", data={"n": 0})
+        events = record_events(
+            Event(kind=f"kind.{n}", actor="system", data={"n": n}) for n in range(1, 8)
+        )
+    stored = list(AuditEvent.objects.filter(id__gt=first.id).order_by("id"))
+    assert [e.kind for e in stored] == [f"kind.{n}" for n in range(1, 8)]
+    assert [(e.id, e.prev_hash, e.hash) for e in stored] == [
+        (e.id, e.prev_hash, e.hash) for e in events
+    ]
+    assert [e.prev_hash for e in stored] == [first.hash] + [e.hash for e in stored[:-1]]
+    for event in stored:
+        assert chain_hash(event.prev_hash, _document(event)) == event.hash
+    assert verify_chain().intact
+
+
+def test_the_first_event_of_an_empty_record_links_to_the_genesis_hash(db):
+    assert not AuditEvent.objects.exists()
+    with transaction.atomic():
+        event = record_event("policy.changed", actor="user:admin")
+    assert event.prev_hash == GENESIS_HASH
+    assert chain_hash(GENESIS_HASH, _document(event)) == event.hash
