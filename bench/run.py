@@ -391,8 +391,9 @@ ORDER = [
 
 
 class Bench:
-    def __init__(self, mode: str, db: str, keep: bool):
+    def __init__(self, mode: str, db: str, keep: bool, only: set[str] | None = None):
         self.mode = mode
+        self.only = only or set()
         self.sizes = MODES[mode]
         self.db = db
         self.keep = keep
@@ -414,6 +415,8 @@ class Bench:
     def record(self, figure: Figure) -> None:
         self.figures[figure.name] = figure
         print(figure.line(), flush=True)
+        if figure.details:
+            self.say(f"{figure.name}: {figure.details}"[:500])
 
     def say(self, text: str) -> None:
         print(f"# {text}", file=sys.stderr, flush=True)
@@ -1172,6 +1175,8 @@ class Bench:
             ("sweep", lambda: self.guarded("sweep_100k_s", "limit", 10, "", self.sweep)),
         ]
         for name, phase in phases:
+            if self.only and name not in self.only:
+                continue
             t0 = time.monotonic()
             phase()
             self.timings[name] = time.monotonic() - t0
@@ -1526,6 +1531,13 @@ def main(argv=None) -> int:
         "--db", help="database name, gk_bench... (default gk_bench, or gk_bench_smoke)"
     )
     parser.add_argument("--results", default=str(BENCH / "RESULTS.md"), help="where to write")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(),
+        help="run only these phases (queue,timeline,export,verify,gate,decide,race,sweep); "
+        "for profiling: bench/RESULTS.md is then left alone",
+    )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     db = args.db or ("gk_bench_smoke" if args.smoke else "gk_bench")
@@ -1534,10 +1546,10 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     atexit.register(CHILDREN.end_all)
-    bench = Bench(mode, db, args.keep)
+    bench = Bench(mode, db, args.keep, args.only)
     try:
         code = bench.run()
-        if mode != "smoke":
+        if mode != "smoke" and not args.only:
             command = "bench/run" + (" --quick" if args.quick else "")
             write_results(bench, Path(args.results), command)
             bench.say(f"wrote {args.results}")
