@@ -1,9 +1,11 @@
 """Every field of a gate request is validated, and every problem names its field."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from approvals.errors import ValidationFailed
-from approvals.gate_request import parse_gate_request
+from approvals.gate_request import MAX_DEPTH, _clean, _problems, json_problems, parse_gate_request
 from tests.conftest import gate_body
 
 
@@ -100,3 +102,31 @@ def test_the_dry_run_form_may_leave_out_the_idempotency_key():
 def test_lone_surrogates_are_refused_before_they_reach_the_database():
     assert any("surrogate" in m for m in problems(gate_body(step__name="a\ud800")).values())
     assert any("surrogate" in m for m in problems(gate_body(action__args={"\udfff": 1})).values())
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\x00", "\ud800"]))
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _nested(depth: int, leaf) -> object:
+    for level in range(depth):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_the_fast_clean_check_agrees_with_the_detailed_problems(value):
+    assert _clean(value, 0) == (_problems(value, "body", 0) == [])
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1])
+@pytest.mark.parametrize("leaf", [1, {}, [], "x\x00"], ids=["number", "dict", "list", "nul"])
+def test_the_fast_clean_check_agrees_at_the_depth_limit(depth, leaf):
+    value = _nested(depth, leaf)
+    assert _clean(value, 0) == (_problems(value, "body", 0) == [])
+    assert json_problems(value) == _problems(value, "body", 0)
