@@ -55,6 +55,10 @@ _APPEND_EVENTS = (
     + chain_append_sql("events")
     + " SELECT id, prev_hash, hash FROM appended ORDER BY id"
 )
+# Two statements in one round trip (Django's client-side binding sends them as one simple
+# query): the append is still a statement of its own, so its snapshot is taken once the lock
+# is granted.
+_LOCK_AND_APPEND_EVENTS = f"{LOCK_CHAIN_SQL}; {_APPEND_EVENTS}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Event:
 def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     """Append events to the chain, in order, inside the caller's transaction.
 
-    Two statements whatever the number of events: the chain lock, then one INSERT that hashes
+    One round trip whatever the number of events: the chain lock, then one INSERT that hashes
     in PostgreSQL. The transaction-level advisory lock is held until the caller commits, so the
     next writer reads a head that is already durable: the chain never forks, and a rolled-back
     change leaves no event behind. Append last in a transaction, so the lock is held briefly.
@@ -82,10 +86,10 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     now = timezone.now()
     payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
     with connection.cursor() as cursor:
-        cursor.execute(LOCK_CHAIN_SQL, [CHAIN_LOCK_KEY])
         cursor.execute(
-            _APPEND_EVENTS,
+            _LOCK_AND_APPEND_EVENTS,
             [
+                CHAIN_LOCK_KEY,
                 now,
                 [e.kind for e in events],
                 [e.actor for e in events],
@@ -94,6 +98,7 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
                 payloads,
             ],
         )
+        cursor.nextset()  # past the lock's result, to the appended rows
         rows = cursor.fetchall()
     return [
         AuditEvent(

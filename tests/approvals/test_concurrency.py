@@ -146,6 +146,44 @@ def test_ten_identical_gate_checks_make_one_packet_and_ten_equal_answers(agent):
     assert GateCheck.objects.count() == 1 and PausePacket.objects.count() == 1
 
 
+@pytest.mark.parametrize("effect", ["allow", "block"])
+def test_ten_identical_allowed_or_blocked_checks_make_one_check_one_event_and_equal_answers(
+    agent, policy, effect
+):
+    policy(name="iam", effect=effect, match={"tool": "iam.grant"})
+    body = gate_body(idempotency_key="same-key", execution__thread_id="fresh-thread")
+    results = race(
+        [
+            lambda: gate_check(
+                service_account=agent, request=parse_gate_request(copy.deepcopy(body)), body=body
+            )
+            for _ in range(10)
+        ]
+    )
+    assert unexpected(results) == [] and not any(isinstance(r, Exception) for r in results)
+    assert results[0]["decision"] == effect and all(r == results[0] for r in results)
+    assert GateCheck.objects.get().response == results[0]
+    assert AuditEvent.objects.filter(kind="gate.checked").count() == 1
+
+
+def test_one_key_raced_with_two_different_requests_answers_one_and_refuses_the_other(agent):
+    bodies = [gate_body(idempotency_key="k", step__index=n) for n in (1, 2) for _ in range(5)]
+    results = race(
+        [
+            lambda b=b: gate_check(
+                service_account=agent, request=parse_gate_request(copy.deepcopy(b)), body=b
+            )
+            for b in bodies
+        ]
+    )
+    answers = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, GatekeeperError)]
+    assert len(answers) == 5 and len(refused) == 5 and len(answers) + len(refused) == 10
+    assert {e.code for e in refused} == {"idempotency_conflict"}
+    assert all(a == answers[0] for a in answers)
+    assert GateCheck.objects.count() == 1
+
+
 def test_concurrent_gate_checks_of_many_steps_keep_one_execution_and_an_unbroken_chain(agent):
     results = race(
         [
