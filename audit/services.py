@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.utils import timezone
 
-from audit.chain import DOCUMENT_SQL, GENESIS_HASH
+from audit.chain import DOCUMENT_SQL, GENESIS_HASH, HASH_SQL
 from audit.models import AuditEvent
 
 # Any constant works; it names the one lock that serialises the head of the chain.
@@ -55,9 +55,26 @@ _APPEND_EVENTS = (
     + chain_append_sql("events")
     + " SELECT id, prev_hash, hash FROM appended ORDER BY id"
 )
+# One event, the common case (every gate check): the same row and hash (HASH_SQL is the
+# formula audit_chain applies) from a statement PostgreSQL plans and runs in less than half the
+# time of the window-aggregate form (0.25 against 0.6 ms, measured), under the chain lock.
+_APPEND_ONE = (
+    "INSERT INTO audit_auditevent"  # noqa: S608 (constants only; values are parameters)
+    " (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)"
+    " SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
+    + HASH_SQL.format(p="r.")
+    + " FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id,"
+    " %s::timestamptz AS at, x.kind, x.actor, x.execution_id, x.packet_id, x.data,"
+    " coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),"
+    f" '{GENESIS_HASH}') AS prev_hash"
+    " FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::uuid[], %s::jsonb[])"
+    " AS x(kind, actor, execution_id, packet_id, data)) AS r"
+    " RETURNING id, prev_hash, hash"
+)
 # Two statements in one round trip (Django's client-side binding sends them as one simple
 # query): the append is still a statement of its own, so its snapshot is taken once the lock
 # is granted.
+_LOCK_AND_APPEND_ONE = f"{LOCK_CHAIN_SQL}; {_APPEND_ONE}"
 _LOCK_AND_APPEND_EVENTS = f"{LOCK_CHAIN_SQL}; {_APPEND_EVENTS}"
 
 
@@ -87,7 +104,7 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
     with connection.cursor() as cursor:
         cursor.execute(
-            _LOCK_AND_APPEND_EVENTS,
+            _LOCK_AND_APPEND_ONE if len(events) == 1 else _LOCK_AND_APPEND_EVENTS,
             [
                 CHAIN_LOCK_KEY,
                 now,
