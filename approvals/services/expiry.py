@@ -1,27 +1,52 @@
 """Expiry: nothing is ever approved by time passing; an overdue packet is rejected as expired."""
 
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from approvals.models import PausePacket
 from approvals.notify import notify_packets_changed
 from approvals.services.outbox import outbox_packets_changed
 from audit.models import AuditEvent
-from audit.services import Event, record_events
+from audit.services import CHAIN_LOCK_KEY, LOCK_CHAIN_SQL, chain_append_sql
 
-_CLAIM_BATCH = """
-UPDATE approvals_pausepacket AS p
-   SET status = 'expired', branch = NULL, decision = 'block', decided_at = %(now)s,
-       decided_by = '[]'::jsonb
- WHERE p.id IN (
-       SELECT id FROM approvals_pausepacket
-        WHERE status IN ('pending', 're_review', 'reconciling') AND expires_at <= %(now)s
-        ORDER BY expires_at
-        LIMIT %(batch)s
-          FOR UPDATE SKIP LOCKED)
-RETURNING p.id, p.execution_id, p.expires_at
-"""
+# A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
+# event: ISO 8601, milliseconds (truncated) only when there are microseconds, "Z" for UTC.
+_JSON_DATETIME = (
+    "to_char({t} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN to_char({t} AT TIME ZONE 'UTC', 'US') = '000000' THEN ''"
+    " ELSE to_char({t} AT TIME ZONE 'UTC', '.MS') END || 'Z'"
+)
+
+# One statement a batch: claim, expire, and chain the packet.expired events, all in PostgreSQL.
+# Nothing travels to Python but each packet's id and whether anyone must be told (a callback
+# URL, or a requester), so the outbox is read only for those packets.
+_EXPIRE_BATCH = f"""
+WITH claimed AS (
+    UPDATE approvals_pausepacket AS p
+       SET status = 'expired', branch = NULL, decision = 'block', decided_at = %(now)s,
+           decided_by = '[]'::jsonb
+     WHERE p.id IN (
+           SELECT id FROM approvals_pausepacket
+            WHERE status IN ('pending', 're_review', 'reconciling') AND expires_at <= %(now)s
+            ORDER BY expires_at
+            LIMIT %(batch)s
+              FOR UPDATE SKIP LOCKED)
+    RETURNING p.id, p.execution_id, p.expires_at, p.status, p.decision, p.requested_by_id,
+              p.on_behalf_of),
+expired_events AS (
+    SELECT %(at)s::timestamptz AS at, %(kind)s::text AS kind, 'system'::text AS actor,
+           c.execution_id, c.id AS packet_id,
+           jsonb_build_object(
+               'status', c.status,
+               'decision', c.decision,
+               'expires_at', {_JSON_DATETIME.format(t="c.expires_at")},
+               'reason', 'decision deadline passed') AS data,
+           row_number() OVER (ORDER BY c.expires_at, c.id) AS ord
+      FROM claimed AS c),
+{chain_append_sql("expired_events")}
+SELECT c.id, c.on_behalf_of <> '' OR a.callback_url <> ''
+  FROM claimed AS c JOIN approvals_serviceaccount AS a ON a.id = c.requested_by_id
+"""  # noqa: S608 (composed from constants only)
 
 
 def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
@@ -29,38 +54,35 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
 
     SKIP LOCKED lets several sweepers (and reviewers holding a row) work side by side: a row
     somebody else holds is theirs to decide, and the next sweep sees it if it is still open.
+    Each batch takes the chain lock before its one statement, whose snapshot then reads the
+    true head of the record; skipping locked rows, it never waits on a reviewer who holds a
+    packet and waits for the chain.
     """
     now = now or timezone.now()
     total = 0
     while True:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(_CLAIM_BATCH, {"now": now, "batch": batch_size})
-                rows = cursor.fetchall()
-            notify_packets_changed(packet_id for packet_id, _, _ in rows)
-            # Only packets someone must hear about: a callback URL, or a requester to tell.
-            outbox_packets_changed(
-                list(
-                    PausePacket.objects.filter(id__in=[row[0] for row in rows])
-                    .filter(~Q(requested_by__callback_url="") | ~Q(on_behalf_of=""))
-                    .select_related("execution", "requested_by")
-                )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(LOCK_CHAIN_SQL, [CHAIN_LOCK_KEY])
+            cursor.execute(
+                _EXPIRE_BATCH,
+                {
+                    "now": now,
+                    "batch": batch_size,
+                    "at": timezone.now(),
+                    "kind": AuditEvent.Kind.PACKET_EXPIRED,
+                },
             )
-            record_events(
-                Event(
-                    AuditEvent.Kind.PACKET_EXPIRED,
-                    actor="system",
-                    execution_id=execution_id,
-                    packet_id=packet_id,
-                    data={
-                        "status": PausePacket.Status.EXPIRED,
-                        "decision": "block",
-                        "expires_at": expires_at,
-                        "reason": "decision deadline passed",
-                    },
+            rows = cursor.fetchall()
+            notify_packets_changed(packet_id for packet_id, _ in rows)
+            to_tell = [packet_id for packet_id, tell in rows if tell]
+            if to_tell:
+                outbox_packets_changed(
+                    list(
+                        PausePacket.objects.filter(id__in=to_tell).select_related(
+                            "execution", "requested_by"
+                        )
+                    )
                 )
-                for packet_id, execution_id, expires_at in rows
-            )
         total += len(rows)
         if len(rows) < batch_size:
             return total

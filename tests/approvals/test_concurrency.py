@@ -10,7 +10,8 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from approvals.errors import AlreadyDecided, GatekeeperError
@@ -20,6 +21,8 @@ from approvals.services.expiry import packets_expire_overdue
 from approvals.services.gate import gate_check
 from approvals.services.review import packet_approve, packet_reject, packet_take_over
 from audit.models import AuditEvent
+from audit.services import Event, record_events
+from audit.verify import verify_chain
 from tests.conftest import gate_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,6 +121,34 @@ def test_approve_against_the_expiry_sweep_gives_exactly_one_outcome(packet_for, 
         assert [e.kind for e in closing] == [f"packet.{packet.status}"]
         if packet.status == "expired":
             assert packet.decision == "block" and not packet.votes.exists()
+
+
+def test_sweeps_racing_other_writers_of_the_record_leave_one_unbroken_chain(packet_for, reviewers):
+    packets = [packet_for(step__index=index) for index in range(12)]
+    PausePacket.objects.update(expires_at=F("created_at"))
+
+    def write_events(writer):
+        for round_ in range(4):
+            with transaction.atomic():
+                record_events(
+                    Event("policy.changed", actor="test", data={"writer": writer, "round": round_})
+                    for _ in range(3)
+                )
+
+    sweepers = [lambda: packets_expire_overdue(batch_size=2)] * 4
+    approvals = [
+        lambda u=u, p=p.id: packet_approve(packet_id=p, user=u)
+        for u, p in zip(reviewers, packets, strict=False)
+    ]
+    writers = [lambda n=n: write_events(n) for n in range(8)]
+    results = race(sweepers + approvals + writers)
+    assert unexpected(results) == []
+    assert set(PausePacket.objects.values_list("status", flat=True)) == {"expired"}
+    for packet in packets:
+        closing = AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS)
+        assert [e.kind for e in closing] == ["packet.expired"]
+    assert AuditEvent.objects.filter(kind="policy.changed", actor="test").count() == 8 * 4 * 3
+    assert verify_chain().intact
 
 
 def test_take_over_against_approvals_gives_one_outcome(packet_for, reviewers):
