@@ -189,8 +189,16 @@ class PausePacket(models.Model):
     OPEN_STATUSES = (Status.PENDING, Status.RE_REVIEW, Status.RECONCILING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    execution = models.ForeignKey(Execution, on_delete=models.PROTECT, related_name="packets")
-    gate_check = models.ForeignKey(GateCheck, on_delete=models.PROTECT, related_name="packets")
+    # The foreign keys have no index of their own: every expiry writes each index of the row,
+    # and these would serve no query. execution_id leads packet_step, which serves every lookup
+    # by execution; nothing looks packets up by gate check or requesting account, and those rows
+    # are never deleted (PROTECT, no delete in the admin), so no delete searches packets either.
+    execution = models.ForeignKey(
+        Execution, on_delete=models.PROTECT, related_name="packets", db_index=False
+    )
+    gate_check = models.ForeignKey(
+        GateCheck, on_delete=models.PROTECT, related_name="packets", db_index=False
+    )
     step_index = models.PositiveIntegerField()
     step_name = models.CharField(max_length=200)
     # The pending action: the exact next write.
@@ -203,7 +211,7 @@ class PausePacket(models.Model):
     workflow = models.CharField(max_length=200)
     approvers = models.CharField(max_length=150)
     escalate_to = models.CharField(max_length=150, blank=True)
-    requested_by = models.ForeignKey(ServiceAccount, on_delete=models.PROTECT)
+    requested_by = models.ForeignKey(ServiceAccount, on_delete=models.PROTECT, db_index=False)
     on_behalf_of = models.CharField(max_length=150, blank=True)
     # Why a human was asked, and the rules the packet was made under.
     policy_name = models.CharField(max_length=100, blank=True)
