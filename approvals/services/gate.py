@@ -20,7 +20,12 @@ from approvals.models import Execution, GateCheck, PausePacket, Policy, ServiceA
 from approvals.policy_rules import Verdict
 from approvals.serializers import approval_json
 from approvals.services.packets import packet_open
-from approvals.services.policies import packet_settings, policy_verdict
+from approvals.services.policies import (
+    RULES_SQL,
+    packet_settings,
+    policy_verdict,
+    rules_from_rows,
+)
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
 from audit.models import AuditEvent
@@ -42,6 +47,8 @@ SELECT id, workflow FROM approvals_execution
  WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
 LIMIT 1
 """
+# Two statements in one round trip (Django's client-side binding sends them as one query).
+_RULES_AND_EXECUTION = f"{RULES_SQL}; {_EXECUTION_UPSERT}"
 _EXECUTION = (
     "SELECT id, workflow FROM approvals_execution WHERE service_account_id = %s AND thread_id = %s"
 )
@@ -78,7 +85,7 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
     """
     request_hash = hashlib.sha256(canonical_json(body).encode()).hexdigest()
     with transaction.atomic():
-        execution = _execution_for(service_account, request)
+        execution, rules = _execution_for(service_account, request)
         if execution.workflow != request.workflow:
             # A replay or a reused key answers as such, whatever else is wrong with it.
             earlier = _earlier_answer(service_account, request, request_hash)
@@ -89,7 +96,7 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
                 f"not {request.workflow!r}",
                 details={"thread_id": request.thread_id, "workflow": execution.workflow},
             )
-        return _decide(service_account, request, body, request_hash, execution)
+        return _decide(service_account, request, body, request_hash, execution, rules)
 
 
 def _earlier_answer(service_account, request: GateRequest, request_hash: str) -> dict | None:
@@ -108,7 +115,8 @@ def _earlier_answer(service_account, request: GateRequest, request_hash: str) ->
     return json.loads(response)
 
 
-def _execution_for(service_account: ServiceAccount, request: GateRequest) -> _ExecutionRow:
+def _execution_for(service_account: ServiceAccount, request: GateRequest):
+    """The thread's execution, made on its first step, and the policy rules: one round trip."""
     parent_id = None
     if request.parent_thread_id:
         parent_id = (
@@ -124,7 +132,7 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest) -> _Ex
             )
     with connection.cursor() as cursor:
         cursor.execute(
-            _EXECUTION_UPSERT,
+            _RULES_AND_EXECUTION,
             {
                 "id": uuid.uuid4(),
                 "account": service_account.id,
@@ -134,15 +142,17 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest) -> _Ex
                 "parent": parent_id,
             },
         )
+        rules = rules_from_rows(cursor.fetchall())
+        cursor.nextset()
         row = cursor.fetchone()
         if row is None:  # made by a concurrent request for another step of this thread
             cursor.execute(_EXECUTION, [service_account.id, request.thread_id])
             row = cursor.fetchone()
-    return _ExecutionRow(*row)
+    return _ExecutionRow(*row), rules
 
 
-def _decide(service_account, request: GateRequest, body, request_hash, execution) -> dict:
-    verdict = policy_verdict(request)
+def _decide(service_account, request: GateRequest, body, request_hash, execution, rules) -> dict:
+    verdict = policy_verdict(request, rules)
     rule = verdict.rule
     check_id = uuid.uuid4()
     policy = {"name": rule.name, "version": rule.version} if rule else None

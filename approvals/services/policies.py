@@ -102,16 +102,12 @@ def policies_import(*, documents, actor: str) -> dict[str, int]:
     return counts
 
 
-# Read on every gate check: plain SQL, no query compilation. Disabled rules come too: the
-# admin's dry run traces them as "disabled".
-_RULES = "SELECT name, priority, effect, version, match, enabled FROM approvals_policy"
+# Read on every gate check: plain SQL, no query compilation (the gate sends it in the same
+# round trip as its first statement). Disabled rules come too: the dry run traces them.
+RULES_SQL = "SELECT name, priority, effect, version, match, enabled FROM approvals_policy"
 
 
-def policy_rules() -> list[Rule]:
-    """Every policy as a rule, read fresh: an admin's change applies to the next check."""
-    with connection.cursor() as cursor:
-        cursor.execute(_RULES)
-        rows = cursor.fetchall()
+def rules_from_rows(rows) -> list[Rule]:
     return [
         Rule(
             name=name,
@@ -125,7 +121,14 @@ def policy_rules() -> list[Rule]:
     ]
 
 
-def policy_verdict(request: GateRequest) -> Verdict:
+def policy_rules() -> list[Rule]:
+    """Every policy as a rule, read fresh: an admin's change applies to the next check."""
+    with connection.cursor() as cursor:
+        cursor.execute(RULES_SQL)
+        return rules_from_rows(cursor.fetchall())
+
+
+def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Verdict:
     """Which policy decides this gate request, and why: what the gate and the dry run both ask."""
     facts = GateFacts(
         workflow=request.workflow,
@@ -135,7 +138,9 @@ def policy_verdict(request: GateRequest) -> Verdict:
         risk_score=request.risk_score,
         risk_labels=request.risk_labels,
     )
-    return evaluate(policy_rules(), facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
+    if rules is None:
+        rules = policy_rules()
+    return evaluate(rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:
