@@ -31,7 +31,7 @@ SELECT e.id AS execution_id, e.workflow, 'pg-' || gen_random_uuid() AS key,
         SELECT id, workflow FROM approvals_execution
          WHERE service_account_id = :acct::bigint AND thread_id = 'pg-' || :client_id::text
         LIMIT 1) AS e \gset
--- The policies (approvals.services.policies.policy_rules).
+-- The policies (approvals.services.policies.RULES_SQL; the product sends it with the upsert).
 SELECT name, priority, effect, version, match, enabled FROM approvals_policy;
 \set step random(0, 2000000000)
 -- The check with its answer, claiming the idempotency key.
