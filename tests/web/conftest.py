@@ -11,6 +11,16 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+@pytest.fixture(params=["from grants", "packet by packet"])
+def read_path(request, monkeypatch):
+    """Both ways the queue reads: for a user holding few grants, and for one holding many."""
+    from approvals import dashboard
+
+    few = 10_000 if request.param == "from grants" else 1
+    monkeypatch.setattr(dashboard, "QUEUE_FEW_GRANTS", few)
+    return request.param
+
+
 @pytest.fixture
 def htmx():
     """Headers an htmx request carries."""

@@ -80,18 +80,22 @@ def test_unknown_filters_fall_back_safely(logged_in, alice, packet_for):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/approvals/", "/approvals/?status=all&page=2"])
 @pytest.mark.parametrize("packets", [3, 30])
-def test_the_queue_costs_the_same_queries_however_long(logged_in, alice, packet_for, packets):
+def test_the_queue_costs_the_same_queries_however_long(
+    logged_in, alice, packet_for, packets, path, read_path
+):
     for index in range(packets):
         packet_for(execution__thread_id=f"t-{index}")
     client = logged_in(alice)
     client.get("/approvals/")  # warm the session and permission caches
     with CaptureQueriesContext(connection) as queries:
-        response = client.get("/approvals/")
+        response = client.get(path)
     assert response.status_code == 200
-    # session, user, page count, status counts, the page, and the user's and groups' global
-    # permissions (the top bar links Audit only for auditors)
-    assert len(queries) == 7, "\n".join(q["sql"] for q in queries.captured_queries)
+    # session, user, how many grants the user holds, the status counts (which give the page
+    # count), the page, its votes, and the user's and groups' global permissions (the top bar
+    # links Audit only for auditors)
+    assert len(queries) == 8, "\n".join(q["sql"] for q in queries.captured_queries)
 
 
 def test_the_open_count_fragment_counts_what_the_user_may_see(client, alice, charlie, packet_for):
