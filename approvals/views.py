@@ -39,7 +39,7 @@ def queue(request):
             "label": label,
             "status": status,
             "url": "?" + filters.as_query(status=status),
-            "count": counts.get(status, 0),
+            "count": counts[status],
             "current": filters.status == status,
         }
         for status, label in STATUS_TABS

@@ -11,13 +11,16 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(params=["from grants", "packet by packet"])
+@pytest.fixture(params=["from grants", "packet by packet", "packet by packet, status index"])
 def read_path(request, monkeypatch):
-    """Both ways the queue reads: for a user holding few grants, and for one holding many."""
+    """The ways the queue reads: for a user holding few grants, and for one holding many, without
+    and with an index on status (with one, each status is counted up to the cap on its own)."""
     from approvals import dashboard
 
     few = 10_000 if request.param == "from grants" else 1
     monkeypatch.setattr(dashboard, "QUEUE_FEW_GRANTS", few)
+    if request.param.endswith("status index"):
+        monkeypatch.setattr(dashboard, "_status_index_declared", lambda: True)
     return request.param
 
 
