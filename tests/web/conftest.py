@@ -11,16 +11,14 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(params=["from grants", "packet by packet", "packet by packet, status index"])
+@pytest.fixture(params=["from grants", "packet by packet"])
 def read_path(request, monkeypatch):
-    """The ways the queue reads: for a user holding few grants, and for one holding many, without
-    and with an index on status (with one, each status is counted up to the cap on its own)."""
+    """The ways the queue reads: for a user holding few grants (counted in one pass over them),
+    and for one holding many (each status counted up to the cap in the status index)."""
     from approvals import dashboard
 
     few = 10_000 if request.param == "from grants" else 1
     monkeypatch.setattr(dashboard, "QUEUE_FEW_GRANTS", few)
-    if request.param.endswith("status index"):
-        monkeypatch.setattr(dashboard, "_status_index_declared", lambda: True)
     return request.param
 
 
