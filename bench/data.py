@@ -28,6 +28,14 @@ def scalar(sql: str, params=None):
     return row[0] if row else None
 
 
+def settle() -> None:
+    """Vacuum and analyze everything written in bulk, and checkpoint: the state autovacuum and
+    the checkpointer would reach on their own, reached before anything is measured."""
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+        cursor.execute("CHECKPOINT")
+
+
 def packet_id_sql(prefix: str, expression: str) -> str:
     """SQL for the id of packet number `expression` of a batch: md5('<prefix>-pk-<n>')::uuid."""
     return f"md5('{prefix}-pk-' || ({expression}))::uuid"
