@@ -64,11 +64,10 @@ _APPEND_ONE = (
     " SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
     + HASH_SQL.format(p="r.")
     + " FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id,"
-    " %s::timestamptz AS at, x.kind, x.actor, x.execution_id, x.packet_id, x.data,"
+    " %s::timestamptz AS at, %s::text AS kind, %s::text AS actor, %s::uuid AS execution_id,"
+    " %s::uuid AS packet_id, %s::jsonb AS data,"
     " coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),"
-    f" '{GENESIS_HASH}') AS prev_hash"
-    " FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::uuid[], %s::jsonb[])"
-    " AS x(kind, actor, execution_id, packet_id, data)) AS r"
+    f" '{GENESIS_HASH}') AS prev_hash) AS r"
     " RETURNING id, prev_hash, hash"
 )
 # Two statements in one round trip (Django's client-side binding sends them as one simple
@@ -102,19 +101,21 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
         raise RuntimeError("audit events must be written inside the transaction of their change")
     now = timezone.now()
     payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
+    if len(events) == 1:  # scalars: no arrays for psycopg to build and PostgreSQL to parse
+        one = events[0]
+        sql = _LOCK_AND_APPEND_ONE
+        columns = [one.kind, one.actor, one.execution_id, one.packet_id, payloads[0]]
+    else:
+        sql = _LOCK_AND_APPEND_EVENTS
+        columns = [
+            [e.kind for e in events],
+            [e.actor for e in events],
+            [e.execution_id for e in events],
+            [e.packet_id for e in events],
+            payloads,
+        ]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _LOCK_AND_APPEND_ONE if len(events) == 1 else _LOCK_AND_APPEND_EVENTS,
-            [
-                CHAIN_LOCK_KEY,
-                now,
-                [e.kind for e in events],
-                [e.actor for e in events],
-                [e.execution_id for e in events],
-                [e.packet_id for e in events],
-                payloads,
-            ],
-        )
+        cursor.execute(sql, [CHAIN_LOCK_KEY, now, *columns])
         cursor.nextset()  # past the lock's result, to the appended rows
         rows = cursor.fetchall()
     return [

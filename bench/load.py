@@ -165,6 +165,7 @@ def job_rate(job: dict) -> dict:
     threads = int(job.get("threads", 64))
     lock = threading.Lock()
     latencies: list[float] = []
+    by_second: dict[int, list[float]] = {}  # latencies by the second they were due in
     statuses: dict[str, int] = {}
     errors = unsent = 0
     next_index = 0
@@ -199,6 +200,7 @@ def job_rate(job: dict) -> dict:
             done = time.perf_counter()
             with lock:
                 latencies.append(done - due)
+                by_second.setdefault(int(due - started), []).append(done - due)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
         client.close()
 
@@ -212,6 +214,10 @@ def job_rate(job: dict) -> dict:
     result["target_rate"] = rate
     result["unsent"] = unsent
     result["per_s"] = (len(latencies) - unsent) / elapsed if elapsed > 0 else 0.0
+    # Whether the tail is steady or one stall: the worst latency of each second, in ms.
+    result["max_ms_by_second"] = [
+        round(1000 * max(by_second[second]), 1) for second in sorted(by_second)
+    ]
     return result
 
 
