@@ -57,36 +57,24 @@ VALUES (:check_id::uuid, :acct::bigint, :execution_id::uuid, :key::text, :reques
         now())
 ON CONFLICT (service_account_id, idempotency_key) DO NOTHING
 RETURNING id;
--- audit.services.record_events: the chain lock, then one statement that appends and hashes.
+-- audit.services.record_events for one event: the chain lock, then one statement that appends
+-- the row and hashes it (audit.chain.HASH_SQL).
 SELECT pg_advisory_xact_lock(1786661683);
-WITH events AS (
-    SELECT now() AS at, t.kind, t.actor, t.execution_id, t.packet_id, t.data, t.ord
-      FROM unnest(ARRAY['gate.checked']::text[], ARRAY['service' || chr(58) || 'bench']::text[],
-                  ARRAY[:execution_id::uuid]::uuid[], ARRAY[NULL]::uuid[],
-                  ARRAY[jsonb_build_object('check_id', :check_id::uuid, 'step', :step::int,
-                          'step_name', 'step', 'tool', 'bench.allow', 'side_effect', 'not_started',
-                          'decision', 'allow', 'reason', 'policy bench-allow v1 (priority 10): allow',
-                          'policy', jsonb_build_object('name', 'bench-allow', 'version', 1),
-                          'idempotency_key', :key::text)]::jsonb[]) WITH ORDINALITY
-           AS t(kind, actor, execution_id, packet_id, data, ord)),
-head AS (
-    SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
-                    '0000000000000000000000000000000000000000000000000000000000000000') AS hash),
-numbered AS (
-    SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, s.*
-      FROM (SELECT * FROM events ORDER BY ord) AS s),
-chained AS (
-    SELECT n.*, head.hash AS head_hash,
-           audit_chain(head.hash, jsonb_build_object('seq', n.id,
-             'at', to_char(n.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'),
-             'kind', n.kind, 'actor', n.actor, 'execution_id', n.execution_id,
-             'packet_id', n.packet_id, 'data', n.data)::text) OVER (ORDER BY n.id) AS hash
-      FROM numbered AS n CROSS JOIN head),
-appended AS (
-    INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)
-    SELECT id, at, kind, actor, execution_id, packet_id, data,
-           coalesce(lag(hash) OVER (ORDER BY id), head_hash), hash
-      FROM chained
-    RETURNING id, prev_hash, hash)
-SELECT id, prev_hash, hash FROM appended ORDER BY id;
+INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)
+SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash,
+       encode(sha256(convert_to(r.prev_hash || jsonb_build_object('seq', r.id,
+         'at', to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'),
+         'kind', r.kind, 'actor', r.actor, 'execution_id', r.execution_id,
+         'packet_id', r.packet_id, 'data', r.data)::text, 'UTF8')), 'hex')
+  FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, now() AS at,
+               'gate.checked'::text AS kind, 'service' || chr(58) || 'bench' AS actor,
+               :execution_id::uuid AS execution_id, NULL::uuid AS packet_id,
+               jsonb_build_object('check_id', :check_id::uuid, 'step', :step::int,
+                 'step_name', 'step', 'tool', 'bench.allow', 'side_effect', 'not_started',
+                 'decision', 'allow', 'reason', 'policy bench-allow v1 (priority 10): allow',
+                 'policy', jsonb_build_object('name', 'bench-allow', 'version', 1),
+                 'idempotency_key', :key::text) AS data,
+               coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
+                        '0000000000000000000000000000000000000000000000000000000000000000') AS prev_hash) AS r
+RETURNING id, prev_hash, hash;
 COMMIT;
