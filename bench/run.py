@@ -883,9 +883,12 @@ class Bench:
                 )
             )
 
-        self.guarded("gate_vs_pg", "ratio", 0.15, "", versus_pg)
-
         def p99():
+            from bench import data
+
+            # The closed-loop rounds left dirty pages behind: flushed now, the checkpointer
+            # does not write them back in the middle of the measurement.
+            data.execute("CHECKPOINT")
             result = load(
                 {
                     **self._gate_job(server, "gate", "p99", 64, s.p99_seconds, headers),
@@ -906,13 +909,16 @@ class Bench:
                     f"p99 latency of allowed gate checks sent open-loop at {s.p99_rate:.0f} "
                     f"requests/s for {s.p99_seconds:.0f} s (latency counted from each request's "
                     "scheduled moment, so queueing shows; requests still unsent 10 s after the "
-                    "last was due are given up and count with the wait so far).",
+                    "last was due are given up and count with the wait so far), on the server "
+                    "the closed-loop rounds warmed, after a CHECKPOINT and before pgbench runs.",
                     _latencies(result)
-                    + f", answered {result['per_s']:.0f}/s, {result['unsent']} given up unsent",
+                    + f", answered {result['per_s']:.0f}/s, {result['unsent']} given up unsent;"
+                    f" worst latency of each second (ms): {result['max_ms_by_second']}",
                 )
             )
 
         self.guarded("gate_p99_ms", "limit", 50, "", p99)
+        self.guarded("gate_vs_pg", "ratio", 0.15, "", versus_pg)
 
     def _gate_job(self, server, side, tag, clients, seconds, headers) -> dict:
         body = (
