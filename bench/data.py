@@ -10,6 +10,8 @@ and verify_audit render), Python chains the SHA-256 hashes while streaming the d
 with COPY, and one INSERT ... SELECT appends the rows in seq order after the existing head.
 """
 
+import os
+
 import psycopg
 from django.db import connection
 
@@ -31,9 +33,21 @@ def scalar(sql: str, params=None):
 def settle() -> None:
     """Vacuum and analyze everything written in bulk, and checkpoint: the state autovacuum and
     the checkpointer would reach on their own, reached before anything is measured."""
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE)")
-        cursor.execute("CHECKPOINT")
+    execute("VACUUM (ANALYZE)")
+    quiet_disk(checkpoint=True)
+
+
+def quiet_disk(*, checkpoint: bool) -> None:
+    """Start a figure on a disk that is not still writing back what earlier phases wrote.
+
+    The machine's disk is slow to absorb writes: seconds after a phase that wrote much (a bulk
+    load, an export, a drop), commits wait behind the kernel's writeback (iowait of 30-80 %
+    seen), and a latency figure would measure that. With `checkpoint`, PostgreSQL's own dirty
+    buffers are written first too.
+    """
+    if checkpoint:
+        execute("CHECKPOINT")
+    os.sync()
 
 
 def packet_id_sql(prefix: str, expression: str) -> str:
