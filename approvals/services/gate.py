@@ -164,6 +164,15 @@ def _decide(service_account, request: GateRequest, body, request_hash, execution
         "approval": None,
     }
     waits = verdict.decision == "require_approval"
+    # What was asked and answered: columns of the check, and fields of its audit event.
+    checked = {
+        "step": request.step_index,
+        "step_name": request.step_name,
+        "tool": request.tool,
+        "side_effect": request.side_effect,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+    }
     with connection.cursor() as cursor:
         cursor.execute(
             _CHECK_INSERT,
@@ -174,12 +183,7 @@ def _decide(service_account, request: GateRequest, body, request_hash, execution
                 "key": request.idempotency_key,
                 "request_hash": request_hash,
                 "request": json.dumps(body),
-                "step": request.step_index,
-                "step_name": request.step_name,
-                "tool": request.tool,
-                "side_effect": request.side_effect,
-                "decision": verdict.decision,
-                "reason": verdict.reason,
+                **checked,
                 "policy_name": rule.name if rule else "",
                 "policy_version": rule.version if rule else None,
                 # A packet's answer is known once the packet is; it is written then.
@@ -191,12 +195,7 @@ def _decide(service_account, request: GateRequest, body, request_hash, execution
         return _earlier_answer(service_account, request, request_hash)
     event = {
         "check_id": str(check_id),
-        "step": request.step_index,
-        "step_name": request.step_name,
-        "tool": request.tool,
-        "side_effect": request.side_effect,
-        "decision": verdict.decision,
-        "reason": verdict.reason,
+        **checked,
         "policy": policy,
         "idempotency_key": request.idempotency_key,
     }
