@@ -285,7 +285,7 @@ def queue_page(user, filters: QueueFilters, page_number) -> tuple[Page, dict[str
         if snapshot == packet_snapshot
     )
     for packet in rows:
-        packet.current_votes = current[packet.id]
+        packet.current_vote_count = current[packet.id]  # the whole page in one query
     page.object_list = rows
     return page, counts
 

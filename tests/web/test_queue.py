@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals.models import PausePacket
-from approvals.services.review import packet_reject
+from approvals.services.review import packet_approve, packet_reject
 
 
 def test_anonymous_visitors_go_to_login(client, db):
@@ -117,3 +117,14 @@ def test_the_top_bar_links_audit_only_for_auditors(client, alice, make_user):
     erin.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
     client.force_login(erin)
     assert 'href="/audit/"' in client.get("/approvals/").content.decode()
+
+
+def test_each_row_shows_the_votes_that_count_of_those_needed(
+    logged_in, alice, bob, packet_for, policy
+):
+    policy("privileged-iam", match={"tool": "iam.*"}, required_approvals=2)
+    packet = packet_for(execution__thread_id="quorum-1")
+    packet_approve(packet_id=packet.id, user=bob)
+    html = logged_in(alice).get("/approvals/").content.decode()
+    row = html[html.index("quorum-1") :]
+    assert "1 of 2" in row[: row.index("</tr>")]
