@@ -15,7 +15,7 @@ from approvals.branch_table import Facts, Outcome, decide_approval, guard
 from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
 from approvals.notify import notify_packets_changed
-from approvals.permissions import can_resume, can_view
+from approvals.permissions import can_view, packet_authority
 from approvals.services.outbox import outbox_packets_changed
 from approvals.services.packets import packet_close
 from approvals.snapshot import snapshot_hash
@@ -41,9 +41,10 @@ def _locked_packet(packet_id, user, *, closed_error=AlreadyDecided) -> PausePack
         .filter(id=packet_id)
         .first()
     )
-    if packet is None or not can_view(user, packet):
+    may_view, may_resume = packet_authority(user, packet) if packet else (False, False)
+    if not may_view:
         raise NotFound("no such approval")
-    if not can_resume(user, packet):
+    if not may_resume:
         raise ActionRefused("you may view this approval but hold no authority to decide it")
     if not packet.is_open:
         raise closed_error(already_decided_message(packet), details={"status": packet.status})

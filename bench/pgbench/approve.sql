@@ -1,7 +1,8 @@
 -- The SQL of one approval that resumes a packet (approvals.services.review.packet_approve), as
--- Django emits it, for pgbench: the row lock, guardian's permission reads (can_view, then
--- can_resume), the current votes, the vote, the compare-and-set on the packet, the long-poll
--- notification, and the two audit events (packet.voted, packet.approved) chained under the lock.
+-- Django emits it, for pgbench: the row lock, guardian's permission reads (one checker
+-- answers may-view and may-resume), the current votes, the vote, the compare-and-set on the
+-- packet, the long-poll notification, and the two audit events (packet.voted,
+-- packet.approved) chained under the lock.
 -- Django's ContentType lookup is cached per process after the first request and is left out.
 -- Where the product computes something in Python (the chain hashes), PostgreSQL does it here,
 -- inside a statement the product sends anyway. Literal colons are written chr(58): pgbench
@@ -29,19 +30,6 @@ SELECT p.id AS packet_id, p.execution_id AS execution_id, p.gate_check_id, p.ste
   JOIN approvals_serviceaccount s ON p.requested_by_id = s.id
  WHERE p.id = md5('pgd-pk-' || (:client_id::int + :clients::int * (:n::int - 1)))::uuid
  ORDER BY p.expires_at ASC LIMIT 1 FOR UPDATE OF p \gset
-SELECT ap.codename FROM auth_permission ap
-  JOIN django_content_type ct ON ap.content_type_id = ct.id
-  JOIN approvals_pausepacketuserobjectpermission up ON ap.id = up.permission_id
- WHERE ap.content_type_id = :ct::int AND up.content_object_id = :packet_id::uuid
-   AND up.user_id = :uid::int
- ORDER BY ct.app_label, ct.model, 1;
-SELECT ap.codename FROM auth_permission ap
-  JOIN django_content_type ct ON ap.content_type_id = ct.id
-  JOIN approvals_pausepacketgroupobjectpermission gp ON ap.id = gp.permission_id
- WHERE ap.content_type_id = :ct::int AND gp.content_object_id = :packet_id::uuid
-   AND gp.group_id IN (SELECT u0.id FROM auth_group u0 JOIN auth_user_groups u1
-                          ON u0.id = u1.group_id WHERE u1.user_id = :uid::int)
- ORDER BY ct.app_label, ct.model, 1;
 SELECT ap.codename FROM auth_permission ap
   JOIN django_content_type ct ON ap.content_type_id = ct.id
   JOIN approvals_pausepacketuserobjectpermission up ON ap.id = up.permission_id

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals.branch_table import Outcome
@@ -171,3 +173,16 @@ def test_edits_are_refused_unless_the_policy_allows_them(packet_for, alice):
     with pytest.raises(ActionRefused, match="does not allow editing"):
         packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "x"})
     assert PausePacket.objects.get(id=packet.id).status == "pending"
+
+
+def test_approving_reads_the_reviewers_grants_once_for_view_and_resume(packet_for, alice):
+    packet = packet_for()
+    with CaptureQueriesContext(connection) as queries:
+        packet_approve(packet_id=packet.id, user=alice)
+    grant_reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if "objectpermission" in q["sql"] and q["sql"].lstrip().startswith("SELECT")
+    ]
+    # One guardian checker: its user-grant and group-grant reads, once each.
+    assert len(grant_reads) == 2
