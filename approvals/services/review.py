@@ -6,7 +6,7 @@ its audit events in the same transaction. A late action finds the packet closed 
 AlreadyDecided, naming who decided and when.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
@@ -57,14 +57,14 @@ def already_decided_message(packet: PausePacket) -> str:
     return f"already decided ({packet.status}) by {by} at {when}"
 
 
-def _facts(packet: PausePacket, *, votes: int = 0) -> Facts:
+def _facts(packet: PausePacket) -> Facts:
     return Facts(
         now=timezone.now(),
         expires_at=packet.expires_at,
         fresh_until=packet.fresh_until,
         owner_changed=packet.owner != packet.execution.owner,
         side_effect=packet.side_effect,
-        votes_with_this_one=votes,
+        votes_with_this_one=0,
         required_approvals=packet.required_approvals,
     )
 
@@ -105,7 +105,10 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
     """Approve, optionally with edited args, and let the branch table decide what follows."""
     with transaction.atomic():
         packet = _locked_packet(packet_id, user)
-        guarded = guard(_facts(packet))
+        # One moment for the whole action: read the clock twice and a deadline can pass between
+        # the guard and the decision, which then meets a row it was told could not happen.
+        facts = _facts(packet)
+        guarded = guard(facts)
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
         if packet.status == PausePacket.Status.RECONCILING:
@@ -125,7 +128,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         voters = [] if edit else _current_voters(packet)
         if user.get_username() in voters:
             raise ActionRefused("you already approved this; another reviewer must add theirs")
-        outcome = decide_approval(_facts(packet, votes=len(voters) + 1))
+        outcome = decide_approval(replace(facts, votes_with_this_one=len(voters) + 1))
         events = []
         if not outcome.records_vote:
             message = {

@@ -98,6 +98,28 @@ def test_approving_after_the_deadline_expires_the_packet(packet_for, alice):
     assert not packet.votes.exists()
 
 
+def test_a_deadline_passing_during_the_approval_does_not_change_its_moment(
+    packet_for, alice, monkeypatch
+):
+    """The action judges the packet at one moment, however long its reads take.
+
+    The clock is the outside world here: it reads just before the deadline once, then after it
+    for every later call, as when the deadline falls while the approval is in flight.
+    """
+    packet = packet_for()
+    deadline = timezone.now() + timedelta(minutes=5)
+    PausePacket.objects.filter(id=packet.id).update(expires_at=deadline)
+    readings = iter([deadline - timedelta(microseconds=1)])
+    monkeypatch.setattr(
+        "approvals.services.review.timezone.now",
+        lambda: next(readings, deadline + timedelta(seconds=1)),
+    )
+    result = packet_approve(packet_id=packet.id, user=alice)
+    assert result.outcome is Outcome.RESUME
+    packet.refresh_from_db()
+    assert (packet.status, packet.decided_by) == ("approved", ["alice"])
+
+
 def test_approving_after_an_owner_change_terminates(packet_for, alice):
     packet = packet_for()
     packet.execution.owner = "someone-else"
