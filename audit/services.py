@@ -64,16 +64,31 @@ _APPEND_ONE = (
     " SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
     + HASH_SQL.format(p="r.")
     + " FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id,"
-    " %s::timestamptz AS at, %s::text AS kind, %s::text AS actor, %s::uuid AS execution_id,"
-    " %s::uuid AS packet_id, %s::jsonb AS data,"
+    " %(event_at)s::timestamptz AS at, %(event_kind)s::text AS kind,"
+    " %(event_actor)s::text AS actor, %(event_execution_id)s::uuid AS execution_id,"
+    " %(event_packet_id)s::uuid AS packet_id, %(event_data)s::jsonb AS data,"
     " coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),"
-    f" '{GENESIS_HASH}') AS prev_hash) AS r"
-    " RETURNING id, prev_hash, hash"
+    f" '{GENESIS_HASH}') AS prev_hash"
 )
-# Two statements in one round trip (Django's client-side binding sends them as one simple
-# query): the append is still a statement of its own, so its snapshot is taken once the lock
-# is granted.
-_LOCK_AND_APPEND_ONE = f"{LOCK_CHAIN_SQL}; {_APPEND_ONE}"
+
+
+def lock_and_append_one_sql(when: str = "TRUE") -> str:
+    """Two statements, sent as one round trip: the chain lock, then the append of one event.
+
+    Named parameters, from event_parameters. Django's client-side binding sends the two as one
+    simple query, and the append is a statement of its own, so its snapshot is taken once the
+    lock is granted. `when` is an SQL condition (it may use the caller's named parameters):
+    when it is false, no lock is taken and no row written, for a caller whose own statement,
+    sent first in the same round trip, decides whether there is anything to record.
+    """
+    return (
+        f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY}) WHERE {when}; "
+        f"{_APPEND_ONE} WHERE {when}) AS r RETURNING id, prev_hash, hash"
+    )
+
+
+_LOCK_AND_APPEND_ONE = lock_and_append_one_sql()
+# Several events: the same, through the audit_chain window aggregate (positional parameters).
 _LOCK_AND_APPEND_EVENTS = f"{LOCK_CHAIN_SQL}; {_APPEND_EVENTS}"
 
 
@@ -100,14 +115,14 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     if not connection.in_atomic_block:
         raise RuntimeError("audit events must be written inside the transaction of their change")
     now = timezone.now()
-    payloads = [json.dumps(e.data, cls=DjangoJSONEncoder, allow_nan=False) for e in events]
+    payloads = [_payload(e) for e in events]
     if len(events) == 1:  # scalars: no arrays for psycopg to build and PostgreSQL to parse
-        one = events[0]
-        sql = _LOCK_AND_APPEND_ONE
-        columns = [one.kind, one.actor, one.execution_id, one.packet_id, payloads[0]]
+        sql, parameters = _LOCK_AND_APPEND_ONE, event_parameters(events[0], now, payloads[0])
     else:
         sql = _LOCK_AND_APPEND_EVENTS
-        columns = [
+        parameters = [
+            CHAIN_LOCK_KEY,
+            now,
             [e.kind for e in events],
             [e.actor for e in events],
             [e.execution_id for e in events],
@@ -115,7 +130,7 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
             payloads,
         ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [CHAIN_LOCK_KEY, now, *columns])
+        cursor.execute(sql, parameters)
         cursor.nextset()  # past the lock's result, to the appended rows
         rows = cursor.fetchall()
     return [
@@ -132,6 +147,22 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
         )
         for (seq, prev_hash, digest), e, payload in zip(rows, events, payloads, strict=True)
     ]
+
+
+def _payload(event: Event) -> str:
+    return json.dumps(event.data, cls=DjangoJSONEncoder, allow_nan=False)
+
+
+def event_parameters(event: Event, at, payload: str | None = None) -> dict:
+    """The named parameters of lock_and_append_one_sql for this event, happening at `at`."""
+    return {
+        "event_at": at,
+        "event_kind": event.kind,
+        "event_actor": event.actor,
+        "event_execution_id": event.execution_id,
+        "event_packet_id": event.packet_id,
+        "event_data": _payload(event) if payload is None else payload,
+    }
 
 
 def record_event(

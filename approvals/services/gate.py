@@ -3,8 +3,8 @@
 Every agent step passes through here, so an allowed or blocked check is a handful of plain
 SQL statements and no ORM query compilation (bench/PROFILES.md measured the ORM version at
 five times the CPU of the same writes): the execution upserted, the check inserted with its
-answer (its idempotency key claimed by the same INSERT), and the audit event appended last, so
-the chain lock is held for one statement and the commit.
+answer (its idempotency key claimed by the same INSERT) and, in the same round trip, the audit
+event appended last, so the chain lock is held for one statement and the commit.
 """
 
 import hashlib
@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
 from approvals.gate_request import GateRequest
@@ -29,7 +30,7 @@ from approvals.services.policies import (
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
 from audit.models import AuditEvent
-from audit.services import record_event
+from audit.services import Event, event_parameters, lock_and_append_one_sql
 
 # The execution of this thread, made on its first step. ON CONFLICT waits for a concurrent
 # maker of the same thread; its row is then invisible to this statement's snapshot, so the
@@ -65,6 +66,13 @@ VALUES (%(id)s, %(account)s, %(execution)s, %(key)s, %(request_hash)s, %(request
 ON CONFLICT (service_account_id, idempotency_key) DO NOTHING
 RETURNING id
 """
+# The check, then its gate.checked event under the chain lock, in one round trip; the event only
+# if the INSERT claimed the key (a check with this new id exists only then).
+_CHECK_AND_EVENT = (
+    _CHECK_INSERT
+    + "; "
+    + lock_and_append_one_sql(when="EXISTS (SELECT FROM approvals_gatecheck WHERE id = %(id)s)")
+)
 _EARLIER_CHECK = (
     "SELECT id, request_hash, response FROM approvals_gatecheck"
     " WHERE service_account_id = %s AND idempotency_key = %s"
@@ -83,7 +91,8 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
     The INSERT of the check claims its idempotency key, so ten identical requests at once make
     one check, one packet and ten equal answers; a key reused for another request is refused.
     """
-    request_hash = hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    canonical = canonical_json(body)
+    request_hash = hashlib.sha256(canonical.encode()).hexdigest()
     with transaction.atomic():
         execution, rules = _execution_for(service_account, request)
         if execution.workflow != request.workflow:
@@ -96,7 +105,7 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
                 f"not {request.workflow!r}",
                 details={"thread_id": request.thread_id, "workflow": execution.workflow},
             )
-        return _decide(service_account, request, body, request_hash, execution, rules)
+        return _decide(service_account, request, canonical, request_hash, execution, rules)
 
 
 def _earlier_answer(service_account, request: GateRequest, request_hash: str) -> dict | None:
@@ -151,7 +160,7 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest):
     return _ExecutionRow(*row), rules
 
 
-def _decide(service_account, request: GateRequest, body, request_hash, execution, rules) -> dict:
+def _decide(service_account, request: GateRequest, canonical, request_hash, execution, rules):
     verdict = policy_verdict(request, rules)
     rule = verdict.rule
     check_id = uuid.uuid4()
@@ -173,34 +182,38 @@ def _decide(service_account, request: GateRequest, body, request_hash, execution
         "decision": verdict.decision,
         "reason": verdict.reason,
     }
+    event = Event(
+        AuditEvent.Kind.GATE_CHECKED,
+        actor=service_account.actor,
+        execution_id=execution.id,
+        data={
+            "check_id": str(check_id),
+            **checked,
+            "policy": policy,
+            "idempotency_key": request.idempotency_key,
+        },
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            _CHECK_INSERT,
+            _CHECK_AND_EVENT,
             {
                 "id": check_id,
                 "account": service_account.id,
                 "execution": execution.id,
                 "key": request.idempotency_key,
                 "request_hash": request_hash,
-                "request": json.dumps(body),
+                "request": canonical,  # stored as jsonb: the same value as the body
                 **checked,
                 "policy_name": rule.name if rule else "",
                 "policy_version": rule.version if rule else None,
                 # A packet's answer is known once the packet is; it is written then.
                 "response": None if waits else json.dumps(response),
+                **event_parameters(event, timezone.now()),
             },
         )
         claimed = cursor.fetchone() is not None
     if not claimed:
         return _earlier_answer(service_account, request, request_hash)
-    event = {
-        "check_id": str(check_id),
-        **checked,
-        "policy": policy,
-        "idempotency_key": request.idempotency_key,
-    }
-    actor = service_account.actor
-    record_event(AuditEvent.Kind.GATE_CHECKED, actor=actor, execution_id=execution.id, data=event)
     if waits:
         check = GateCheck.objects.select_related("execution").get(id=check_id)
         packet = _packet_for(check.execution, check, request, verdict, service_account)

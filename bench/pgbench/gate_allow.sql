@@ -3,8 +3,8 @@
 -- bench/RESULTS.md; this script makes the same statements in the same order, in one
 -- transaction. Where the product computes something in Python (uuid4, the request hash), the
 -- value is made by PostgreSQL here, inside a statement the product sends anyway. The product
--- sends the chain lock and the audit append as one simple query (one round trip); pgbench's
--- extended protocol sends them as two, which favours nobody but pgbench.
+-- sends the check, the chain lock and the audit append as one simple query (one round trip);
+-- pgbench's extended protocol sends them as three, which favours nobody but pgbench.
 -- Variables: -D acct=<service account id> -D prefix=<token prefix>. Each pgbench client gates
 -- steps of its own execution, thread_id 'pg-<client_id>', made by bench/run beforehand.
 -- (chr(58) is ':' where pgbench would otherwise read a variable.)
@@ -57,9 +57,11 @@ VALUES (:check_id::uuid, :acct::bigint, :execution_id::uuid, :key::text, :reques
         now())
 ON CONFLICT (service_account_id, idempotency_key) DO NOTHING
 RETURNING id;
--- audit.services.record_events for one event: the chain lock, then one statement that appends
--- the row and hashes it (audit.chain.HASH_SQL).
-SELECT pg_advisory_xact_lock(1786661683);
+-- Its gate.checked event (audit.services.lock_and_append_one_sql), only if the INSERT claimed
+-- the key: the chain lock, then one statement that appends the row and hashes it
+-- (audit.chain.HASH_SQL).
+SELECT pg_advisory_xact_lock(1786661683)
+ WHERE EXISTS (SELECT FROM approvals_gatecheck WHERE id = :check_id::uuid);
 INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)
 SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash,
        encode(sha256(convert_to(r.prev_hash || jsonb_build_object('seq', r.id,
@@ -75,6 +77,7 @@ SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_
                  'policy', jsonb_build_object('name', 'bench-allow', 'version', 1),
                  'idempotency_key', :key::text) AS data,
                coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
-                        '0000000000000000000000000000000000000000000000000000000000000000') AS prev_hash) AS r
+                        '0000000000000000000000000000000000000000000000000000000000000000') AS prev_hash
+         WHERE EXISTS (SELECT FROM approvals_gatecheck WHERE id = :check_id::uuid)) AS r
 RETURNING id, prev_hash, hash;
 COMMIT;

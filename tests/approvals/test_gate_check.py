@@ -1,6 +1,8 @@
 """The gate check service: decisions, packets, authority grants, idempotency, audit."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
 from approvals.models import Execution, GateCheck, PausePacket
@@ -17,6 +19,23 @@ def test_a_matching_allow_policy_answers_allow_without_a_packet(gate, policy):
     assert response["approval"] is None
     assert not PausePacket.objects.exists()
     assert GateCheck.objects.get().decision == "allow"
+
+
+def test_an_allowed_check_is_two_round_trips_inside_its_transaction(gate, policy):
+    """The execution with the rules, then the check with its chained event: nothing else."""
+    policy("reads", effect="allow", match={"tool": "iam.*"})
+    with CaptureQueriesContext(connection) as captured:
+        gate()
+    sent = [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))
+    ]
+    assert len(sent) == 2
+    assert "approvals_policy" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
+    assert "INSERT INTO approvals_gatecheck" in sent[1]
+    assert "pg_advisory_xact_lock" in sent[1] and "INSERT INTO audit_auditevent" in sent[1]
+    assert AuditEvent.objects.filter(kind="gate.checked").count() == 1
 
 
 def test_a_block_policy_answers_block(gate, policy):
@@ -87,6 +106,7 @@ def test_the_same_key_and_body_replays_the_first_response(agent, gate):
     again = gate_check(service_account=agent, request=parse_gate_request(body), body=body)
     assert first == again
     assert GateCheck.objects.count() == 1 and PausePacket.objects.count() == 1
+    assert AuditEvent.objects.filter(kind="gate.checked").count() == 1
 
 
 def test_the_same_key_with_another_body_is_a_conflict(gate):
