@@ -2,11 +2,12 @@
 -- Django emits it, for pgbench: the row lock, guardian's permission reads (one checker
 -- answers may-view and may-resume), the current votes, the vote, the compare-and-set on the
 -- packet, the long-poll notification, and the two audit events (packet.voted,
--- packet.approved) chained under the lock.
+-- packet.approved) chained under the lock by one INSERT (audit.services.record_events, the
+-- audit_chain aggregate of audit/migrations/0004). The product sends the lock and that INSERT
+-- as one simple query; pgbench -M extended sends them as two statements, one round trip more.
 -- Django's ContentType lookup is cached per process after the first request and is left out.
--- Where the product computes something in Python (the chain hashes), PostgreSQL does it here,
--- inside a statement the product sends anyway. Literal colons are written chr(58): pgbench
--- reads every colon followed by a name as a variable.
+-- Literal colons are written chr(58): pgbench reads every colon followed by a name as a
+-- variable.
 -- Variables: -D uid=<user id> -D ct=<content type id of PausePacket> -D clients=<pgbench -c>
 -- -D n=0. Client c approves packets md5('pgd-pk-' || (c + clients * k))::uuid, k = 0, 1, ...,
 -- made pending by bench/run beforehand.
@@ -55,45 +56,38 @@ UPDATE approvals_pausepacket
 SELECT pg_notify(c, '')
   FROM unnest(ARRAY['approval_' || replace(:packet_id::text, '-', '')]::text[]) AS c;
 SELECT pg_advisory_xact_lock(1786661683);
-SELECT hash AS prev FROM audit_auditevent ORDER BY id DESC LIMIT 1 \gset
-SELECT min(s) AS seq1, max(s) AS seq2
-  FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS s
-          FROM generate_series(1, 2)) AS q \gset
-SELECT (array_agg(doc ORDER BY id))[1] AS doc1, (array_agg(doc ORDER BY id))[2] AS doc2
-  FROM (SELECT t.id, jsonb_build_object('seq', t.id,
-                 'at', to_char(t.at AT TIME ZONE 'UTC',
-                               'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'),
-                 'kind', t.kind, 'actor', t.actor, 'execution_id', t.execution_id,
-                 'packet_id', t.packet_id, 'data', t.data)::text AS doc
-          FROM unnest(ARRAY[:seq1::bigint, :seq2::bigint], ARRAY[now(), now()],
-                      ARRAY['packet.voted', 'packet.approved'],
-                      ARRAY['user' || chr(58) || 'decider', 'user' || chr(58) || 'decider'],
-                      ARRAY[:execution_id::uuid, :execution_id::uuid],
-                      ARRAY[:packet_id::uuid, :packet_id::uuid],
-                      ARRAY[jsonb_build_object('votes', 1, 'required', 1, 'comment', '',
-                                               'snapshot_hash', :snap::text),
-                            jsonb_build_object('status', 'approved', 'branch', 'resume',
-                                               'decision', 'allow',
-                                               'decided_by', '["decider"]'::jsonb,
-                                               'comment', '', 'args', :args::jsonb)])
-               AS t(id, at, kind, actor, execution_id, packet_id, data)) AS d \gset
-INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)
-SELECT t.id, t.at, t.kind, t.actor, t.execution_id, t.packet_id, t.data, h.prev_hash, h.hash
-  FROM unnest(ARRAY[:seq1::bigint, :seq2::bigint], ARRAY[now(), now()],
-              ARRAY['packet.voted', 'packet.approved'],
-              ARRAY['user' || chr(58) || 'decider', 'user' || chr(58) || 'decider'],
-              ARRAY[:execution_id::uuid, :execution_id::uuid],
-              ARRAY[:packet_id::uuid, :packet_id::uuid],
-              ARRAY[jsonb_build_object('votes', 1, 'required', 1, 'comment', '',
-                                       'snapshot_hash', :snap::text),
-                    jsonb_build_object('status', 'approved', 'branch', 'resume',
-                                       'decision', 'allow', 'decided_by', '["decider"]'::jsonb,
-                                       'comment', '', 'args', :args::jsonb)])
-       AS t(id, at, kind, actor, execution_id, packet_id, data)
-  JOIN (SELECT :seq1::bigint AS id, :prev::text AS prev_hash, h1 AS hash
-          FROM (SELECT encode(sha256(convert_to(:prev::text || :doc1::text, 'UTF8')), 'hex') AS h1) AS a
-        UNION ALL
-        SELECT :seq2::bigint, h1, encode(sha256(convert_to(h1 || :doc2::text, 'UTF8')), 'hex')
-          FROM (SELECT encode(sha256(convert_to(:prev::text || :doc1::text, 'UTF8')), 'hex') AS h1) AS b)
-       AS h ON h.id = t.id;
+WITH events AS (
+  SELECT now() AS at, t.kind, t.actor, t.execution_id, t.packet_id, t.data, t.ord
+    FROM unnest(ARRAY['packet.voted', 'packet.approved']::text[],
+                ARRAY['user' || chr(58) || 'decider', 'user' || chr(58) || 'decider']::text[],
+                ARRAY[:execution_id::uuid, :execution_id::uuid]::uuid[],
+                ARRAY[:packet_id::uuid, :packet_id::uuid]::uuid[],
+                ARRAY[jsonb_build_object('votes', 1, 'required', 1, 'comment', '',
+                                         'snapshot_hash', :snap::text),
+                      jsonb_build_object('status', 'approved', 'branch', 'resume',
+                                         'decision', 'allow', 'decided_by', '["decider"]'::jsonb,
+                                         'comment', '', 'args', :args::jsonb)]::jsonb[])
+         WITH ORDINALITY AS t(kind, actor, execution_id, packet_id, data, ord)),
+head AS (
+  SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
+                  '0000000000000000000000000000000000000000000000000000000000000000') AS hash),
+numbered AS (
+  SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, s.*
+    FROM (SELECT * FROM events ORDER BY ord) AS s),
+chained AS (
+  SELECT n.*, head.hash AS head_hash,
+         audit_chain(head.hash, jsonb_build_object('seq', n.id,
+             'at', to_char(n.at AT TIME ZONE 'UTC',
+                           'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'),
+             'kind', n.kind, 'actor', n.actor, 'execution_id', n.execution_id,
+             'packet_id', n.packet_id, 'data', n.data)::text) OVER (ORDER BY n.id) AS hash
+    FROM numbered AS n CROSS JOIN head),
+appended AS (
+  INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash,
+                                hash)
+  SELECT id, at, kind, actor, execution_id, packet_id, data,
+         coalesce(lag(hash) OVER (ORDER BY id), head_hash), hash
+    FROM chained
+  RETURNING id, prev_hash, hash)
+SELECT id, prev_hash, hash FROM appended ORDER BY id;
 COMMIT;
