@@ -5,6 +5,7 @@ ended by its own id: its stop signal, then SIGKILL if it does not stop in time.
 """
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -181,6 +182,13 @@ class WebNode(ChildProcess):
             return response.status, response.headers, response.read()
         finally:
             conn.close()
+
+    def api(self, method: str, path: str, token: str, payload: dict | None = None):
+        """One JSON API call with the service account's bearer token: (status, decoded body)."""
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps(payload).encode() if payload is not None else None
+        status, _headers, raw = self.request(method, path, body=body, headers=headers)
+        return status, json.loads(raw)
 
     def is_ready(self) -> bool:
         """The load balancer's health check: the login page answers 200."""

@@ -7,8 +7,6 @@ half-written decision, and the node reconnects for the next one (gatekeeper/clie
 503). With health checks on, the node reconnects before the request instead.
 """
 
-import json
-
 import pytest
 from django.db import connection
 
@@ -17,14 +15,6 @@ from approvals.services.service_accounts import service_account_create
 from tests.conftest import gate_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _gate(node, token: str, body: dict) -> tuple[int, dict]:
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    status, _headers, raw = node.request(
-        "POST", "/api/v1/gate", body=json.dumps(body).encode(), headers=headers
-    )
-    return status, json.loads(raw)
 
 
 def _cut_every_other_connection() -> int:
@@ -48,17 +38,18 @@ def test_a_cut_connection_costs_at_most_one_retryable_503_and_no_decision(
         DATABASE_CONN_MAX_AGE="60",
         DATABASE_CONN_HEALTH_CHECKS=health_checks,
     )
-    assert _gate(node, token, gate_body(step__index=1))[0] == 200
+    assert node.api("POST", "/api/v1/gate", token, gate_body(step__index=1))[0] == 200
     assert _cut_every_other_connection() >= 1
 
     body = gate_body(step__index=2)
-    status, answer = _gate(node, token, body)
+    status, answer = node.api("POST", "/api/v1/gate", token, body)
     if health_checks == "true":
         assert status == 200
     else:
         assert (status, answer["error"]["code"]) == (503, "unavailable")
         assert not GateCheck.objects.filter(idempotency_key=body["idempotency_key"]).exists()
-        status, answer = _gate(node, token, body)  # the client's retry, on a new connection
+        # The client's retry, on a new connection.
+        status, answer = node.api("POST", "/api/v1/gate", token, body)
         assert status == 200
     assert answer["decision"] == "require_approval"
     assert GateCheck.objects.filter(idempotency_key=body["idempotency_key"]).count() == 1

@@ -3,7 +3,6 @@ workers on one PostgreSQL and one Redis (docs/deployment.md). Nothing is shared 
 whatever one node does, the others see through the database and the broker.
 """
 
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,13 +23,6 @@ from tests.conftest import gate_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 20
-
-
-def _api(node, method: str, path: str, token: str, payload: dict | None = None):
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    body = json.dumps(payload).encode() if payload is not None else None
-    status, _headers, raw = node.request(method, path, body=body, headers=headers)
-    return status, json.loads(raw)
 
 
 def _listening_long_polls() -> int:
@@ -82,7 +74,7 @@ def test_two_web_nodes_and_two_workers_share_one_database_and_one_broker(
     webhook_receiver.secret = account.webhook_secret
 
     # The orchestrator gates a step through node A's API; a worker emails the reviewer.
-    status, gated = _api(node_a, "POST", "/api/v1/gate", token, gate_body())
+    status, gated = node_a.api("POST", "/api/v1/gate", token, gate_body())
     assert status == 200 and gated["decision"] == "require_approval", gated
     approval_id = gated["approval"]["id"]
     (mail,) = smtp_sink.wait_for(lambda m: m, TIMEOUT, "the reviewer's email")
@@ -91,7 +83,7 @@ def test_two_web_nodes_and_two_workers_share_one_database_and_one_broker(
     # It long-polls node B while the reviewer decides on node A.
     with ThreadPoolExecutor(max_workers=1) as pool:
         started = time.monotonic()
-        poll = pool.submit(_api, node_b, "GET", f"/api/v1/approvals/{approval_id}?wait=10", token)
+        poll = pool.submit(node_b.api, "GET", f"/api/v1/approvals/{approval_id}?wait=10", token)
         wait_until(_listening_long_polls, timeout=TIMEOUT, what="node B's long-poll to listen")
         assert _approve_in_browser(node_a, alice, approval_id) == 303
         status, polled = poll.result(timeout=TIMEOUT)
