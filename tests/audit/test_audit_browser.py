@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from approvals.models import Execution
 from audit import selectors
 from audit.models import AuditEvent
+from audit.selectors import browse
 from audit.services import Event, record_events
 
 
@@ -184,7 +185,7 @@ def test_bad_filters_are_form_errors_on_the_page(client, auditor, record, query,
 
 
 def test_pages_follow_the_keyset_both_ways(client, auditor, record, monkeypatch):
-    monkeypatch.setattr(selectors, "BROWSE_PAGE_SIZE", 3)
+    monkeypatch.setattr(browse, "BROWSE_PAGE_SIZE", 3)
     record(count=4)
     record(AuditEvent.Kind.AUTH_LOGIN, count=4)
     newest_first = list(AuditEvent.objects.order_by("-at", "-id").values_list("id", flat=True))
@@ -218,7 +219,7 @@ def test_the_page_reads_its_rows_in_one_query(auditor, record):
     record(count=300)
     with CaptureQueriesContext(connection) as queries:
         page = selectors.audit_events_page(filters=selectors.AuditFilters(actor="user:alice"))
-    assert len(page.entries) == selectors.BROWSE_PAGE_SIZE
+    assert len(page.entries) == browse.BROWSE_PAGE_SIZE
     # SAVEPOINT, the statement timeout, the rows, RELEASE.
     assert len(queries) == 4, "\n".join(q["sql"] for q in queries.captured_queries)
     assert "OFFSET" not in queries[2]["sql"] and "COUNT(" not in queries[2]["sql"].upper()
@@ -230,7 +231,7 @@ def test_a_text_search_that_runs_too_long_searches_thread_ids_only(
     gate(execution__thread_id="needle-1")
     record(count=5000, data={"text": "hay " * 20})
     # One millisecond: scanning the text of 5,000 events takes longer.
-    monkeypatch.setattr(selectors, "TEXT_SEARCH_TIMEOUT_MS", 1)
+    monkeypatch.setattr(browse, "TEXT_SEARCH_TIMEOUT_MS", 1)
     client.force_login(auditor)
     html = _get(client, "?q=needle")
     assert "only thread ids were searched" in html

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from approvals.models import Execution
-from audit import csv_export, selectors
+from audit import csv_export
 from audit.models import AuditEvent
+from audit.selectors import browse
 from audit.services import Event, record_events
 from tests.audit import test_audit_browser
 
@@ -130,7 +131,7 @@ def test_the_export_holds_exactly_what_the_pages_show(
     packet_for(execution__thread_id="hr-1")
     record(AuditEvent.Kind.AUTH_LOGIN, data={"labels": ["privilege"]})
     record(AuditEvent.Kind.AUTH_LOGIN, actor="user:bob")
-    monkeypatch.setattr(selectors, "BROWSE_PAGE_SIZE", 2)
+    monkeypatch.setattr(browse, "BROWSE_PAGE_SIZE", 2)
     client.force_login(auditor)
     shown = [
         seq

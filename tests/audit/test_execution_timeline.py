@@ -27,6 +27,7 @@ from approvals.services.review import (
 )
 from audit import selectors
 from audit.models import AuditEvent
+from audit.selectors import timeline
 from audit.services import Event, record_events
 from tests.audit import test_audit_browser
 
@@ -359,7 +360,7 @@ def test_a_nested_page_links_up_to_its_root(client, alice, nested):
 
 
 def test_nesting_deeper_than_the_bound_is_linked_not_expanded(client, alice, nested, monkeypatch):
-    monkeypatch.setattr(selectors, "MAX_NESTING", 1)
+    monkeypatch.setattr(timeline, "MAX_NESTING", 1)
     client.force_login(alice)
     html = _page(client, nested["onboard-42"])
     grandchild = nested["onboard-42.laptop.dock"]
@@ -391,7 +392,7 @@ def test_a_parent_chain_that_loops_still_renders(client, auditor, nested):
 def test_long_records_page_by_seq_and_gap_links_find_their_page(
     client, auditor, gate, agent, monkeypatch
 ):
-    monkeypatch.setattr(selectors, "TIMELINE_PAGE_SIZE", 3)
+    monkeypatch.setattr(timeline, "TIMELINE_PAGE_SIZE", 3)
     for index in (0, 1, 3):
         gate(step__index=index)
     _outcome(agent, 9)
@@ -470,8 +471,8 @@ def test_the_timeline_reads_in_nine_queries(alice, packet_for, agent, events, ch
     with CaptureQueriesContext(connection) as queries:
         # Two of them load the user's permissions, to see whether they may audit everything.
         execution = selectors.execution_for_user(user=alice, execution_id=root.id)
-        timeline = selectors.execution_timeline(user=alice, execution=execution)
-    assert len(timeline.section.children) == children
+        page = selectors.execution_timeline(user=alice, execution=execution)
+    assert len(page.section.children) == children
     assert len(queries) == 9, "\n".join(q["sql"] for q in queries.captured_queries)
 
 
