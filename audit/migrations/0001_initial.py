@@ -4,29 +4,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False, verbose_name='seq')),
-                ('at', models.DateTimeField()),
-                ('kind', models.CharField(choices=[('gate.checked', 'Gate Checked'), ('packet.created', 'Packet Created'), ('packet.voted', 'Packet Voted'), ('packet.edited', 'Packet Edited'), ('packet.commented', 'Packet Commented'), ('packet.approved', 'Packet Approved'), ('packet.rejected', 'Packet Rejected'), ('packet.expired', 'Packet Expired'), ('packet.re_review', 'Packet Re Review'), ('packet.reconciling', 'Packet Reconciling'), ('packet.applied', 'Packet Applied'), ('packet.terminated', 'Packet Terminated'), ('packet.superseded', 'Packet Superseded'), ('execution.owner_changed', 'Execution Owner Changed'), ('execution.taken_over', 'Execution Taken Over'), ('step.outcome', 'Step Outcome'), ('notification.queued', 'Notification Queued'), ('notification.sent', 'Notification Sent'), ('webhook.delivered', 'Webhook Delivered'), ('policy.changed', 'Policy Changed'), ('auth.login', 'Auth Login'), ('auth.login_failed', 'Auth Login Failed'), ('auth.locked_out', 'Auth Locked Out')], max_length=40)),
-                ('actor', models.CharField(help_text='user:<name>, service:<name> or system', max_length=200)),
-                ('execution_id', models.UUIDField(blank=True, null=True)),
-                ('packet_id', models.UUIDField(blank=True, null=True)),
-                ('data', models.JSONField(default=dict)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False, verbose_name="seq")),
+                ("at", models.DateTimeField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("gate.checked", "Gate Checked"),
+                            ("packet.created", "Packet Created"),
+                            ("packet.voted", "Packet Voted"),
+                            ("packet.edited", "Packet Edited"),
+                            ("packet.commented", "Packet Commented"),
+                            ("packet.approved", "Packet Approved"),
+                            ("packet.rejected", "Packet Rejected"),
+                            ("packet.expired", "Packet Expired"),
+                            ("packet.re_review", "Packet Re Review"),
+                            ("packet.reconciling", "Packet Reconciling"),
+                            ("packet.applied", "Packet Applied"),
+                            ("packet.terminated", "Packet Terminated"),
+                            ("packet.superseded", "Packet Superseded"),
+                            ("execution.owner_changed", "Execution Owner Changed"),
+                            ("execution.taken_over", "Execution Taken Over"),
+                            ("step.outcome", "Step Outcome"),
+                            ("notification.queued", "Notification Queued"),
+                            ("notification.sent", "Notification Sent"),
+                            ("webhook.delivered", "Webhook Delivered"),
+                            ("policy.changed", "Policy Changed"),
+                            ("auth.login", "Auth Login"),
+                            ("auth.login_failed", "Auth Login Failed"),
+                            ("auth.locked_out", "Auth Locked Out"),
+                        ],
+                        max_length=40,
+                    ),
+                ),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="user:<name>, service:<name> or system", max_length=200
+                    ),
+                ),
+                ("execution_id", models.UUIDField(blank=True, null=True)),
+                ("packet_id", models.UUIDField(blank=True, null=True)),
+                ("data", models.JSONField(default=dict)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['execution_id', 'id'], name='audit_execution_seq'), models.Index(fields=['packet_id', 'id'], name='audit_packet_seq'), models.Index(fields=['kind', 'id'], name='audit_kind_seq'), models.Index(fields=['at'], name='audit_at')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["execution_id", "id"], name="audit_execution_seq"),
+                    models.Index(fields=["packet_id", "id"], name="audit_packet_seq"),
+                    models.Index(fields=["kind", "id"], name="audit_kind_seq"),
+                    models.Index(fields=["at"], name="audit_at"),
+                ],
             },
         ),
     ]
