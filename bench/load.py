@@ -76,6 +76,15 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[rank]
 
 
+def run_together(worker, count: int) -> None:
+    """worker(0) ... worker(count - 1), each in a thread of its own, until all return."""
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=HARD_SECONDS)
+
+
 def summary(latencies: list[float], statuses: dict, elapsed: float, errors: int) -> dict:
     ms = [x * 1000 for x in latencies]
     return {
@@ -144,11 +153,7 @@ def job_closed(job: dict) -> dict:
                     statuses[str(status)] = statuses.get(str(status), 0) + 1
         client.close()
 
-    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=HARD_SECONDS)
+    run_together(worker, threads)
     return summary(latencies, statuses, seconds, errors)
 
 
@@ -204,11 +209,7 @@ def job_rate(job: dict) -> dict:
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
         client.close()
 
-    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=HARD_SECONDS)
+    run_together(worker, threads)
     elapsed = time.perf_counter() - started
     result = summary(latencies, statuses, elapsed, errors)
     result["target_rate"] = rate
@@ -288,11 +289,7 @@ def job_race(job: dict) -> dict:
                 statuses[key] = statuses.get(key, 0) + 1
         client.close()
 
-    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(job["clients"])]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(timeout=HARD_SECONDS)
+    run_together(worker, job["clients"])
     return summary(latencies, statuses, seconds, errors)
 
 
