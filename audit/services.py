@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.chain import DOCUMENT_SQL, GENESIS_HASH, HASH_SQL
@@ -15,6 +15,19 @@ from audit.models import AuditEvent
 # Any constant works; it names the one lock that serialises the head of the chain.
 CHAIN_LOCK_KEY = 0x6A7E_4B33
 LOCK_CHAIN_SQL = "SELECT pg_advisory_xact_lock(%s)"
+# The chain lock is held until COMMIT, and COMMIT waits for its WAL flush: one writer at a
+# time flushes, so the record's rate is at most 1 / fsync time, and one slow fsync stalls every
+# writer queued behind it. A writer whose change nobody acts on before the writer answers (the
+# gate check: only its caller learns the answer) may instead commit without waiting, which
+# releases the lock at once, and wait for the flush outside the lock before it answers
+# (wait_until_durable_on_commit). WAL is flushed in order, so that flush covers the commit, a
+# crash can only lose a suffix of the chain, and concurrent writers share one flush. Writers
+# whose change others act on as soon as it is visible (an approval, which a long-polling
+# agent reads on NOTIFY) keep the plain COMMIT: PostgreSQL shows it only once it is durable.
+COMMIT_WITHOUT_WAITING_SQL = "SET LOCAL synchronous_commit = off"
+# A transaction of its own that writes a commit record and, synchronous_commit being on, waits
+# until WAL is flushed up to it: past every commit made before it.
+_WAIT_FOR_FLUSH = "SELECT pg_current_xact_id()"
 
 
 def chain_append_sql(source: str) -> str:
@@ -147,6 +160,23 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
         )
         for (seq, prev_hash, digest), e, payload in zip(rows, events, payloads, strict=True)
     ]
+
+
+def wait_until_durable_on_commit() -> None:
+    """Once the caller's transaction commits, wait for the WAL flush; once per transaction.
+
+    For a transaction that sent COMMIT_WITHOUT_WAITING_SQL, or that read what one committed:
+    it runs before the caller returns, so its caller never hears of a change that a crash
+    could still take back. Register it before any other on-commit work (mail, tasks), which
+    then starts only once the change is durable.
+    """
+    if not any(func is _wait_until_durable for _, func, _ in connection.run_on_commit):
+        transaction.on_commit(_wait_until_durable)
+
+
+def _wait_until_durable() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_WAIT_FOR_FLUSH)
 
 
 def _payload(event: Event) -> str:

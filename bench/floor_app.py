@@ -4,7 +4,8 @@ gate_vs_floor divides the gate API's rate by this view's rate on the same gunico
 view takes the same JSON body and, in one transaction, writes what an allow decision leaves
 behind: the execution (on its first step), the gate check row with its answer, and the
 `gate.checked` audit event chained to the head under the same advisory lock the product takes
-(its hash computed by PostgreSQL from audit.chain.HASH_SQL, so the chain stays valid). No
+(its hash computed by PostgreSQL from audit.chain.HASH_SQL, so the chain stays valid), committed
+as the product commits (not waiting for the flush under the lock, then waiting for it). No
 authentication, validation, policy evaluation or idempotency lookup: those are what the ratio
 measures.
 
@@ -20,7 +21,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from audit.chain import GENESIS_HASH, HASH_SQL
-from audit.services import CHAIN_LOCK_KEY
+from audit.services import CHAIN_LOCK_KEY, COMMIT_WITHOUT_WAITING_SQL, wait_until_durable_on_commit
 
 _EXECUTION = """
 WITH new AS (
@@ -123,4 +124,7 @@ def floor(request):
                 "genesis": GENESIS_HASH,
             },
         )
+        # As the product commits: without waiting under the chain lock, then for the flush.
+        cursor.execute(COMMIT_WITHOUT_WAITING_SQL)
+        wait_until_durable_on_commit()
     return JsonResponse(response)

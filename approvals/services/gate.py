@@ -30,7 +30,13 @@ from approvals.services.policies import (
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
 from audit.models import AuditEvent
-from audit.services import Event, event_parameters, lock_and_append_one_sql
+from audit.services import (
+    COMMIT_WITHOUT_WAITING_SQL,
+    Event,
+    event_parameters,
+    lock_and_append_one_sql,
+    wait_until_durable_on_commit,
+)
 
 # The execution of this thread, made on its first step. ON CONFLICT waits for a concurrent
 # maker of the same thread; its row is then invisible to this statement's snapshot, so the
@@ -67,11 +73,15 @@ ON CONFLICT (service_account_id, idempotency_key) DO NOTHING
 RETURNING id
 """
 # The check, then its gate.checked event under the chain lock, in one round trip; the event only
-# if the INSERT claimed the key (a check with this new id exists only then).
+# if the INSERT claimed the key (a check with this new id exists only then). The transaction
+# then commits without waiting for the disk under the lock; gate_check waits for the flush
+# before it answers (audit.services.COMMIT_WITHOUT_WAITING_SQL says why).
 _CHECK_AND_EVENT = (
     _CHECK_INSERT
     + "; "
     + lock_and_append_one_sql(when="EXISTS (SELECT FROM approvals_gatecheck WHERE id = %(id)s)")
+    + "; "
+    + COMMIT_WITHOUT_WAITING_SQL
 )
 _EARLIER_CHECK = (
     "SELECT id, request_hash, response FROM approvals_gatecheck"
@@ -94,6 +104,9 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
     canonical = canonical_json(body)
     request_hash = hashlib.sha256(canonical.encode()).hexdigest()
     with transaction.atomic():
+        # Every answer, new or replayed, leaves only once the check is on disk: a replay may
+        # read a check committed a moment ago, without waiting, by a concurrent request.
+        wait_until_durable_on_commit()
         execution, rules = _execution_for(service_account, request)
         if execution.workflow != request.workflow:
             # A replay or a reused key answers as such, whatever else is wrong with it.

@@ -80,4 +80,8 @@ SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_
                         '0000000000000000000000000000000000000000000000000000000000000000') AS prev_hash
          WHERE EXISTS (SELECT FROM approvals_gatecheck WHERE id = :check_id::uuid)) AS r
 RETURNING id, prev_hash, hash;
+-- audit.services: this transaction commits without waiting for its flush under the chain
+-- lock, then waits for the flush in a transaction of its own, outside the lock.
+SET LOCAL synchronous_commit = off;
 COMMIT;
+SELECT pg_current_xact_id();
