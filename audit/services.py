@@ -15,6 +15,10 @@ from audit.models import AuditEvent
 # Any constant works; it names the one lock that serialises the head of the chain.
 CHAIN_LOCK_KEY = 0x6A7E_4B33
 LOCK_CHAIN_SQL = "SELECT pg_advisory_xact_lock(%s)"
+# The id column's sequence, named as a constant: pg_get_serial_sequence() is a catalog lookup,
+# and PostgreSQL runs it again for every row it numbers (a sweep numbers 1,000 a statement).
+# tests/audit/test_chain.py checks the name against the catalog.
+ID_SEQUENCE = "audit_auditevent_id_seq"
 # The chain lock is held until COMMIT, and COMMIT waits for its WAL flush: one writer at a
 # time flushes, so the record's rate is at most 1 / fsync time, and one slow fsync stalls every
 # writer queued behind it. A writer whose change nobody acts on before the writer answers (the
@@ -45,7 +49,7 @@ def chain_append_sql(source: str) -> str:
         SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
                         '{GENESIS_HASH}') AS hash),
     numbered AS (
-        SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, s.*
+        SELECT nextval('{ID_SEQUENCE}') AS id, s.*
           FROM (SELECT * FROM {source} ORDER BY ord) AS s),
     chained AS (
         SELECT n.*, head.hash AS head_hash,
@@ -76,7 +80,7 @@ _APPEND_ONE = (
     " (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)"
     " SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
     + HASH_SQL.format(p="r.")
-    + " FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id,"
+    + f" FROM (SELECT nextval('{ID_SEQUENCE}') AS id,"
     " %(event_at)s::timestamptz AS at, %(event_kind)s::text AS kind,"
     " %(event_actor)s::text AS actor, %(event_execution_id)s::uuid AS execution_id,"
     " %(event_packet_id)s::uuid AS packet_id, %(event_data)s::jsonb AS data,"

@@ -21,7 +21,12 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from audit.chain import GENESIS_HASH, HASH_SQL
-from audit.services import CHAIN_LOCK_KEY, COMMIT_WITHOUT_WAITING_SQL, wait_until_durable_on_commit
+from audit.services import (
+    CHAIN_LOCK_KEY,
+    COMMIT_WITHOUT_WAITING_SQL,
+    ID_SEQUENCE,
+    wait_until_durable_on_commit,
+)
 
 _EXECUTION = """
 WITH new AS (
@@ -45,12 +50,12 @@ VALUES (%(id)s, %(account)s, %(execution)s, %(key)s, %(hash)s, %(request)s, %(st
         %(step_name)s, %(tool)s, %(side_effect)s, 'allow', 'floor', 'floor', 1, %(response)s,
         now())
 """
-# Composed from audit.chain's constants only; every value travels as a parameter.
+# Composed from audit's constants only; every value travels as a parameter.
 _AUDIT = (
     "INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash,"  # noqa: S608
     " hash) SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
     + HASH_SQL.format(p="r.")
-    + " FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id,"
+    + f" FROM (SELECT nextval('{ID_SEQUENCE}') AS id,"  # noqa: S608
     " now() AS at, 'gate.checked'::text AS kind, %(actor)s::text AS actor,"
     " %(execution)s::uuid AS execution_id, NULL::uuid AS packet_id, %(data)s::jsonb AS data,"
     " coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1), %(genesis)s)"

@@ -72,7 +72,7 @@ head AS (
   SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),
                   '0000000000000000000000000000000000000000000000000000000000000000') AS hash),
 numbered AS (
-  SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, s.*
+  SELECT nextval('audit_auditevent_id_seq') AS id, s.*
     FROM (SELECT * FROM events ORDER BY ord) AS s),
 chained AS (
   SELECT n.*, head.hash AS head_hash,

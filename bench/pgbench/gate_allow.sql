@@ -68,7 +68,7 @@ SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_
          'at', to_char(r.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24' || chr(58) || 'MI' || chr(58) || 'SS.US"Z"'),
          'kind', r.kind, 'actor', r.actor, 'execution_id', r.execution_id,
          'packet_id', r.packet_id, 'data', r.data)::text, 'UTF8')), 'hex')
-  FROM (SELECT nextval(pg_get_serial_sequence('audit_auditevent', 'id')) AS id, now() AS at,
+  FROM (SELECT nextval('audit_auditevent_id_seq') AS id, now() AS at,
                'gate.checked'::text AS kind, 'service' || chr(58) || 'bench' AS actor,
                :execution_id::uuid AS execution_id, NULL::uuid AS packet_id,
                jsonb_build_object('check_id', :check_id::uuid, 'step', :step::int,

@@ -7,7 +7,7 @@ from django.db import connection, transaction
 
 from audit.chain import DOCUMENT_SQL, GENESIS_HASH, canonical_json, chain_hash
 from audit.models import AuditEvent
-from audit.services import Event, record_event, record_events
+from audit.services import ID_SEQUENCE, Event, record_event, record_events
 from audit.verify import verify_chain
 
 
@@ -103,3 +103,9 @@ def test_the_first_event_of_an_empty_record_links_to_the_genesis_hash(db):
         event = record_event("policy.changed", actor="user:admin")
     assert event.prev_hash == GENESIS_HASH
     assert chain_hash(GENESIS_HASH, _document(event)) == event.hash
+
+
+def test_the_id_sequence_named_in_the_appends_is_the_id_columns(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('audit_auditevent', 'id')")
+        assert cursor.fetchone()[0] == f"public.{ID_SEQUENCE}"
