@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 
 # Any constant works; it names the one lock that serialises the head of the chain.
 CHAIN_LOCK_KEY = 0x6A7E_4B33
-LOCK_CHAIN_SQL = "SELECT pg_advisory_xact_lock(%s)"
+LOCK_CHAIN_SQL = f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY})"
 # The id column's sequence, named as a constant: pg_get_serial_sequence() is a catalog lookup,
 # and PostgreSQL runs it again for every row it numbers (a sweep numbers 1,000 a statement).
 # tests/audit/test_chain.py checks the name against the catalog.
@@ -99,7 +99,7 @@ def lock_and_append_one_sql(when: str = "TRUE") -> str:
     sent first in the same round trip, decides whether there is anything to record.
     """
     return (
-        f"SELECT pg_advisory_xact_lock({CHAIN_LOCK_KEY}) WHERE {when}; "
+        f"{LOCK_CHAIN_SQL} WHERE {when}; "
         f"{_APPEND_ONE} WHERE {when}) AS r RETURNING id, prev_hash, hash"
     )
 
@@ -123,8 +123,8 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
 
     One round trip whatever the number of events: the chain lock, then one INSERT that hashes
     in PostgreSQL. The transaction-level advisory lock is held until the caller commits, so the
-    next writer reads a head that is already durable: the chain never forks, and a rolled-back
-    change leaves no event behind. Append last in a transaction, so the lock is held briefly.
+    next writer reads a committed head: the chain never forks, and a rolled-back change leaves
+    no event behind. Append last in a transaction, so the lock is held briefly.
     """
     events = list(events)
     if not events:
@@ -138,7 +138,6 @@ def record_events(events: Iterable[Event]) -> list[AuditEvent]:
     else:
         sql = _LOCK_AND_APPEND_EVENTS
         parameters = [
-            CHAIN_LOCK_KEY,
             now,
             [e.kind for e in events],
             [e.actor for e in events],

@@ -22,9 +22,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit.chain import GENESIS_HASH, HASH_SQL
 from audit.services import (
-    CHAIN_LOCK_KEY,
     COMMIT_WITHOUT_WAITING_SQL,
     ID_SEQUENCE,
+    LOCK_CHAIN_SQL,
     wait_until_durable_on_commit,
 )
 
@@ -107,7 +107,7 @@ def floor(request):
                 "response": json.dumps(response),
             },
         )
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+        cursor.execute(LOCK_CHAIN_SQL)
         cursor.execute(
             _AUDIT,
             {

@@ -7,7 +7,7 @@ from approvals.models import PausePacket
 from approvals.notify import notify_packets_changed
 from approvals.services.outbox import outbox_packets_changed
 from audit.models import AuditEvent
-from audit.services import CHAIN_LOCK_KEY, LOCK_CHAIN_SQL, chain_append_sql
+from audit.services import LOCK_CHAIN_SQL, chain_append_sql
 
 # A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
 # event: ISO 8601, milliseconds (truncated) only when there are microseconds, "Z" for UTC.
@@ -62,7 +62,7 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
     total = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(LOCK_CHAIN_SQL, [CHAIN_LOCK_KEY])
+            cursor.execute(LOCK_CHAIN_SQL)
             cursor.execute(
                 _EXPIRE_BATCH,
                 {
