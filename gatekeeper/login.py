@@ -1,20 +1,26 @@
 """Signing in with a password, throttled by django-axes.
 
-Failures are counted per username and per client address (see gatekeeper.security.lockout_ip);
-GATEKEEPER_LOGIN_FAILURE_LIMIT of them within GATEKEEPER_LOGIN_LOCKOUT_SECONDS lock that username
-or address until the window has passed, or until an admin deletes the access attempts in admin.
-While locked, a password is not even checked. The bearer-token API never comes here.
+Failures are counted against three locks (see `login_locks`, and docs/security.md for why):
+GATEKEEPER_LOGIN_FAILURE_LIMIT of them at one username from one client address (see
+gatekeeper.security.lockout_ip) within GATEKEEPER_LOGIN_LOCKOUT_SECONDS lock that pair, and
+GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT within GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS lock the
+username from every address, or the address for every username. A lock holds until its window
+has passed, or until an admin deletes the access attempts in admin. While locked, a password is
+not even checked. The bearer-token API never comes here.
 """
 
 import hashlib
 import math
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
-from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username, get_cool_off
 from axes.models import AccessAttempt
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.db import connection, transaction
@@ -83,36 +89,91 @@ class LockoutBackend(AxesStandaloneBackend):
             raise
 
 
-def lockout_ends(request, username: str | None) -> dict[str, datetime]:
-    """When each lock that holds for this attempt ends: {"username": t, "ip": t}, those in force.
+@dataclass(frozen=True)
+class Lock:
+    """Failures counted over `fields` of the attempt; `limit` of them within `window` lock."""
+
+    name: str  # as the decision record's auth.locked_out names it
+    fields: tuple[str, ...]
+    limit: int
+    window: timedelta
+
+
+def login_locks() -> tuple[Lock, ...]:
+    """The locks a failed sign-in counts towards, from settings (read per call)."""
+    pair = timedelta(seconds=settings.GATEKEEPER_LOGIN_LOCKOUT_SECONDS)
+    ceiling = timedelta(seconds=settings.GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS)
+    ceiling_limit = settings.GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT
+    return (
+        Lock(
+            "account_at_address",
+            ("username", "ip_address"),
+            settings.GATEKEEPER_LOGIN_FAILURE_LIMIT,
+            pair,
+        ),
+        Lock("account", ("username",), ceiling_limit, ceiling),
+        Lock("address", ("ip_address",), ceiling_limit, ceiling),
+    )
+
+
+def failure_limit(request, credentials) -> int:
+    """django-axes' AXES_FAILURE_LIMIT: the per-pair limit, which `get_failures` reports against."""
+    return settings.GATEKEEPER_LOGIN_FAILURE_LIMIT
+
+
+def longest_window(request) -> timedelta:
+    """django-axes' AXES_COOLOFF_TIME: attempts older than every lock's window are deleted."""
+    return max(lock.window for lock in login_locks())
+
+
+def _lock_end(lock: Lock, values: dict, now: datetime) -> datetime | None:
+    """When `lock` lifts for these values, or None when it does not hold.
 
     Attempts are rows (username, address, user agent) carrying a failure count and the time of
-    their latest failure; a lock holds while the rows still inside the window add up to the
+    their latest failure; a lock holds while the rows still inside its window add up to its
     limit. Counting back from the newest row, the one that reaches the limit is the one whose
     leaving the window lifts the lock.
     """
-    cool_off = get_cool_off(request)
-    limit = get_failure_limit(request, None)
-    since = timezone.now() - cool_off
+    rows = (
+        AccessAttempt.objects.filter(**values, attempt_time__gte=now - lock.window)
+        .order_by("-attempt_time")
+        .values_list("attempt_time", "failures_since_start")
+    )
+    failures = 0
+    for attempt_time, count in rows:
+        failures += count
+        if failures >= lock.limit:
+            return attempt_time + lock.window
+    return None
+
+
+def lockout_ends(request, username: str | None) -> dict[str, datetime]:
+    """When each lock that holds for this attempt ends, by the lock's name: those in force."""
+    now = getattr(request, "axes_attempt_time", None) or timezone.now()
+    known = {"username": username, "ip_address": getattr(request, "axes_ip_address", None)}
     ends = {}
-    for key, field, value in (
-        ("username", "username", username),
-        ("ip", "ip_address", getattr(request, "axes_ip_address", None)),
-    ):
-        if value is None:
+    for lock in login_locks():
+        values = {field: known[field] for field in lock.fields}
+        if None in values.values():
             continue
-        rows = (
-            AccessAttempt.objects.filter(**{field: value}, attempt_time__gte=since)
-            .order_by("-attempt_time")
-            .values_list("attempt_time", "failures_since_start")
-        )
-        failures = 0
-        for attempt_time, count in rows:
-            failures += count
-            if failures >= limit:
-                ends[key] = attempt_time + cool_off
-                break
+        end = _lock_end(lock, values, now)
+        if end is not None:
+            ends[lock.name] = end
     return ends
+
+
+class LoginAttemptHandler(AxesDatabaseHandler):
+    """django-axes' database handler, with each lock counted against its own limit and window.
+
+    django-axes locks when `get_failures` reaches AXES_FAILURE_LIMIT (`failure_limit`), taking
+    the largest count over AXES_LOCKOUT_PARAMETERS with one limit and one window for all: that
+    would lock an account from every address at the per-pair limit.
+    """
+
+    def get_failures(self, request, credentials=None) -> int:
+        """The limit when any lock holds for this attempt, else 0: django-axes only compares."""
+        username = get_client_username(request, credentials)
+        return failure_limit(request, credentials) if lockout_ends(request, username) else 0
 
 
 def _minute_after(moment: datetime) -> datetime:

@@ -1,7 +1,6 @@
 """Gatekeeper settings: everything comes from the environment (see .env.example)."""
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -163,21 +162,39 @@ SECURE_CSP = {
 SESSION_COOKIE_AGE = env_int("GATEKEEPER_SESSION_IDLE_SECONDS", 8 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 
-# Sign-in throttling with django-axes (gatekeeper.login): so many failures within the lockout
-# window lock the username, and the client address, for the rest of it. The API is not behind it.
+# Sign-in throttling with django-axes (gatekeeper.login, docs/security.md): so many failures at
+# one account from one address lock that pair for the window, so a stranger's guesses never lock
+# the owner out from their own address. A ceiling, higher and shorter, locks an account across
+# all addresses (and an address across all accounts). The API is not behind it.
 GATEKEEPER_LOGIN_FAILURE_LIMIT = env_int("GATEKEEPER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 GATEKEEPER_LOGIN_LOCKOUT_SECONDS = env_int("GATEKEEPER_LOGIN_LOCKOUT_SECONDS", 3600, minimum=60)
-# A window of L seconds holds at most the limit of failures, so an hour holds at most
-# limit x (3600 // L + 1): never let that pass 100 guesses at one account.
-_worst_hour = GATEKEEPER_LOGIN_FAILURE_LIMIT * (3600 // GATEKEEPER_LOGIN_LOCKOUT_SECONDS + 1)
+GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT = env_int(
+    "GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT", 20, minimum=1
+)
+GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS = env_int(
+    "GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS", 900, minimum=60
+)
+if GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT < GATEKEEPER_LOGIN_FAILURE_LIMIT:
+    raise ImproperlyConfigured(
+        "GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT must be at least GATEKEEPER_LOGIN_FAILURE_LIMIT "
+        f"({GATEKEEPER_LOGIN_FAILURE_LIMIT}), not {GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT}"
+    )
+# A window of W seconds holds at most the ceiling of failures, so an hour holds at most
+# ceiling x (3600 // W + 1): never let that pass 100 guesses at one account (ASVS 2.2.1).
+_worst_hour = GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT * (
+    3600 // GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS + 1
+)
 if _worst_hour > 100:
     raise ImproperlyConfigured(
-        "GATEKEEPER_LOGIN_FAILURE_LIMIT and GATEKEEPER_LOGIN_LOCKOUT_SECONDS would allow "
-        f"{_worst_hour} failed logins per account per hour; at most 100 are allowed"
+        "GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT and GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS would "
+        f"allow {_worst_hour} failed logins per account per hour; at most 100 are allowed"
     )
-AXES_FAILURE_LIMIT = GATEKEEPER_LOGIN_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(seconds=GATEKEEPER_LOGIN_LOCKOUT_SECONDS)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# django-axes has one limit and one window for every parameter; gatekeeper.login's handler
+# counts each lock with its own, and tells django-axes the result through these two.
+AXES_HANDLER = "gatekeeper.login.LoginAttemptHandler"
+AXES_FAILURE_LIMIT = "gatekeeper.login.failure_limit"
+AXES_COOLOFF_TIME = "gatekeeper.login.longest_window"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]
 # An attempt while locked is not counted: the lock ends at the time the page says.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # A success must not wipe failures: it would also wipe those others made from the same address.

@@ -1,5 +1,7 @@
-"""Sign-in throttling: a few failures lock the account and the address for an hour, admins can
-unlock, and every sign-in, failure and lockout is in the decision record (never a password)."""
+"""Sign-in throttling: a few failures lock an account at the address they came from for an hour,
+many more lock the account from everywhere (or the address for every account) for a quarter of
+an hour, admins can unlock, and every sign-in, failure and lockout is in the decision record
+(never a password)."""
 
 import json
 import re
@@ -68,22 +70,70 @@ def test_while_locked_even_the_right_password_is_refused_unread(client, alice):
     assert AccessAttempt.objects.get(username="alice").failures_since_start == 5
 
 
-def test_the_account_is_locked_whichever_address_the_guesses_come_from(client, alice, bob):
-    for n in range(5):
-        attempt(client, "alice", "wrong-password", ip=f"10.0.1.{n}")
+def test_a_strangers_failures_from_another_address_leave_the_owner_signing_in(client, alice):
+    fail(Client(), "alice", 8, ip="203.0.113.9")
 
-    assert attempt(client, "alice", "pw-alice", ip="10.0.2.1").status_code == 429
-    # Other accounts on those addresses are not affected: each address made one guess.
+    assert attempt(client, "alice", "pw-alice", ip="10.0.0.1").status_code == 302
+    # The stranger's address is locked for alice, even with her password.
+    assert attempt(Client(), "alice", "pw-alice", ip="203.0.113.9").status_code == 429
+
+
+def test_the_same_address_is_locked_after_the_limit_and_no_other(client, alice):
+    assert fail(client, "alice", 5, ip="10.0.0.1").status_code == 429
+
+    assert attempt(client, "alice", "pw-alice", ip="10.0.0.1").status_code == 429
+    assert attempt(Client(), "alice", "pw-alice", ip="10.0.0.2").status_code == 302
+
+
+def test_the_ceiling_locks_the_account_from_every_address_for_a_quarter_hour(client, alice, bob):
+    # Twenty guesses from five addresses, each staying under its own limit.
+    for n in range(20):
+        attempt(Client(), "alice", "wrong-password", ip=f"10.0.1.{n % 5}")
+
+    response = attempt(client, "alice", "pw-alice", ip="10.0.2.1")
+    assert response.status_code == 429 and LOCKED.search(response.content.decode())
+    assert 840 <= int(response["Retry-After"]) <= 960
+    # Other accounts on those addresses are not affected.
     assert attempt(Client(), "bob", "pw-bob", ip="10.0.1.1").status_code == 302
 
 
+def test_below_the_ceiling_the_account_stays_open_elsewhere(client, alice):
+    for n in range(19):
+        attempt(Client(), "alice", "wrong-password", ip=f"10.0.1.{n % 5}")
+
+    assert attempt(client, "alice", "pw-alice", ip="10.0.2.1").status_code == 302
+
+
+def test_the_ceiling_lockout_is_recorded_naming_the_account_lock(client, alice):
+    for n in range(20):
+        attempt(Client(), "alice", "wrong-password", ip=f"10.0.1.{n % 5}")
+
+    locked = AuditEvent.objects.get(kind="auth.locked_out")
+    assert locked.data["locked"] == ["account"]
+    assert locked.data["username"] == "alice"
+    # It lifts when the earliest of the five addresses' latest guesses leaves the window.
+    earliest = AccessAttempt.objects.order_by("attempt_time").first().attempt_time
+    until = datetime.fromisoformat(locked.data["until"])
+    assert abs(until - (earliest + timedelta(minutes=15))) < timedelta(milliseconds=1)
+
+
 def test_an_address_guessing_at_many_accounts_is_locked_for_every_account(client, alice, bob):
-    for name in ("root", "admin", "test", "bob", "guest"):
-        attempt(client, name, "wrong-password", ip="10.0.3.3")
+    for n in range(20):
+        attempt(client, f"user{n}", "wrong-password", ip="10.0.3.3")
 
     assert attempt(client, "alice", "pw-alice", ip="10.0.3.3").status_code == 429
     # The same person from elsewhere is let in.
     assert attempt(Client(), "alice", "pw-alice", ip="10.0.4.4").status_code == 302
+
+
+def test_the_ceilings_window_is_shorter_than_the_pairs(client, alice, settings):
+    for n in range(20):
+        attempt(Client(), "alice", "wrong-password", ip=f"10.0.1.{n % 4}")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=15, seconds=5))
+
+    assert attempt(client, "alice", "pw-alice", ip="10.0.2.1").status_code == 302
+    # Each of those addresses made five guesses: still locked out of alice for the hour.
+    assert attempt(Client(), "alice", "pw-alice", ip="10.0.1.1").status_code == 429
 
 
 def test_the_lock_lifts_when_the_hour_has_passed(client, alice):
@@ -160,7 +210,7 @@ def test_the_lockout_is_recorded_once_right_after_the_failure_that_caused_it(cli
     assert locked.actor == "system"
     assert locked.data["username"] == "alice"
     assert locked.data["ip"] == "10.0.0.1"
-    assert locked.data["locked"] == ["ip", "username"]
+    assert locked.data["locked"] == ["account_at_address"]
     last = AccessAttempt.objects.get(username="alice").attempt_time
     until = datetime.fromisoformat(locked.data["until"])
     assert abs(until - (last + timedelta(hours=1))) < timedelta(milliseconds=1)
@@ -198,6 +248,7 @@ def test_hostile_login_bodies_are_form_errors_not_server_errors(client, alice, b
 @pytest.mark.django_db(transaction=True)
 def test_guesses_arriving_at_once_are_counted_one_by_one(alice, settings):
     """Without serialising, every parallel guess would pass the check before any was counted."""
+    settings.GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT = 5
     # A real (slow) hash, so that the guesses really overlap.
     settings.PASSWORD_HASHERS = [
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
@@ -229,10 +280,20 @@ def test_guesses_arriving_at_once_are_counted_one_by_one(alice, settings):
 
 @pytest.mark.parametrize(
     ("limit", "seconds"),
-    [("51", None), ("5", "60"), ("20", "600")],
+    [("21", None), ("5", "60"), ("20", "600")],
 )
 def test_settings_that_would_allow_over_100_guesses_an_hour_refuse_to_start(limit, seconds):
-    result = start(GATEKEEPER_LOGIN_FAILURE_LIMIT=limit, GATEKEEPER_LOGIN_LOCKOUT_SECONDS=seconds)
+    result = start(
+        GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT=limit,
+        GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS=seconds,
+    )
 
     assert result.returncode != 0
     assert "at most 100 are allowed" in result.stderr.splitlines()[-1]
+
+
+def test_a_ceiling_below_the_per_address_limit_refuses_to_start():
+    result = start(GATEKEEPER_LOGIN_FAILURE_LIMIT="10", GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT="8")
+
+    assert result.returncode != 0
+    assert "must be at least GATEKEEPER_LOGIN_FAILURE_LIMIT" in result.stderr.splitlines()[-1]
