@@ -11,9 +11,12 @@ import glob
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_DIR = os.path.join(BASE_DIR, ".venv")
@@ -112,6 +115,10 @@ def _port_answers(host, port):
 
 
 BROWSER_SKIP = "GATEKEEPER_BROWSER_SKIP"
+TEST_REDIS = "GATEKEEPER_TEST_REDIS_URL"
+# The machine's Redis, when one answers; tests.background.conftest uses the same database.
+DEFAULT_REDIS = ("127.0.0.1", 6379)
+DEFAULT_REDIS_DB = 7
 
 
 def _apt(args, **kwargs):
@@ -122,33 +129,138 @@ def _apt(args, **kwargs):
         return 127
 
 
-def _ensure_chromium():
-    """Install Debian's Chromium for the browser tests; None when it is there, else why not.
+def _ensure_installed(command, package, purpose):
+    """Install a Debian package for the tests; None when `command` is there, else why not.
 
     One PATH lookup when it is installed. apt-get's package lists are refreshed only when they
-    do not know chromium, or when they are so old that the install fails.
+    do not know the package, or when they are so old that the install fails.
     """
-    if shutil.which("chromium"):
+    if shutil.which(command):
         return None
     if not shutil.which("apt-get"):
-        return "chromium is not installed, and there is no apt-get here to install it with"
+        return "%s is not installed, and there is no apt-get here to install it with" % command
     if os.geteuid() != 0:
         return (
-            "chromium is not installed, and installing it needs root: "
-            "run `sudo apt-get install chromium`, then the tests again"
+            "%s is not installed, and installing it needs root: "
+            "run `sudo apt-get install %s`, then the tests again" % (command, package)
         )
-    sys.stderr.write("Installing chromium for the browser tests (apt-get) ...\n")
+    sys.stderr.write("Installing %s for %s (apt-get) ...\n" % (package, purpose))
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    listed = _apt(["apt-cache", "show", "chromium"], **quiet) == 0
+    listed = _apt(["apt-cache", "show", package], **quiet) == 0
     if not listed:
         _apt(["apt-get", "update", "-qq"])
-    code = _apt(["apt-get", "install", "-y", "-qq", "chromium"])
+    code = _apt(["apt-get", "install", "-y", "-qq", package])
     if code != 0 and listed:
         _apt(["apt-get", "update", "-qq"])
-        code = _apt(["apt-get", "install", "-y", "-qq", "chromium"])
-    if shutil.which("chromium"):
+        code = _apt(["apt-get", "install", "-y", "-qq", package])
+    if shutil.which(command):
         return None
-    return "`apt-get install chromium` failed (exit %d); see its output above" % code
+    return "`apt-get install %s` failed (exit %d); see its output above" % (package, code)
+
+
+def _redis_answers(host, port):
+    """True when a Redis server answers PING there (one that wants a password says so too)."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as conn:
+            conn.settimeout(2)
+            conn.sendall(b"PING\r\n")
+            reply = conn.recv(64)
+    except OSError:
+        return False
+    return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test run's own: daemonized on 127.0.0.1, nothing kept on disk."""
+
+    def __init__(self, port=None):
+        self.port = port or _free_port()
+        self.directory = tempfile.mkdtemp(prefix="gatekeeper-redis-")
+        self.pid_file = os.path.join(self.directory, "redis.pid")
+        self.url = "redis://127.0.0.1:%d/%d" % (self.port, DEFAULT_REDIS_DB)
+
+    def start(self, timeout=20):
+        """Start it and wait until it answers; None when it does, else why not."""
+        # Options on the command line: no config file, so nothing of the machine's applies.
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--daemonize", "yes", "--pidfile", self.pid_file, "--dir", self.directory]
+        command += ["--logfile", os.path.join(self.directory, "redis.log")]
+        command += ["--save", "", "--appendonly", "no"]
+        try:
+            code = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
+        except OSError as error:
+            return "redis-server could not be run (%s)" % error
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _redis_answers("127.0.0.1", self.port):
+                return None
+            time.sleep(0.05)
+        self.stop()
+        return "redis-server (exit %d) did not answer on port %d within %d s" % (
+            code,
+            self.port,
+            timeout,
+        )
+
+    def pid(self):
+        try:
+            with open(self.pid_file) as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self, timeout=10):
+        """End the server this run started (by its pid, never by name) and remove its folder."""
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def ensure_redis(env, default=DEFAULT_REDIS):
+    """Point env's GATEKEEPER_TEST_REDIS_URL at a Redis that answers.
+
+    A URL already set is the caller's choice and left alone; else the Redis at `default` when
+    it answers; else a private server is started, installing Debian's redis-server when it is
+    missing. Returns (the server started, to stop at the end, or None; why there is no Redis,
+    or None).
+    """
+    if env.get(TEST_REDIS, "").strip():
+        return None, None
+    host, port = default
+    if _redis_answers(host, port):
+        env[TEST_REDIS] = "redis://%s:%d/%d" % (host, port, DEFAULT_REDIS_DB)
+        return None, None
+    reason = _ensure_installed("redis-server", "redis-server", "the background tests")
+    if reason:
+        return None, reason
+    server = PrivateRedis()
+    reason = server.start()
+    if reason:
+        return None, reason
+    env[TEST_REDIS] = server.url
+    return server, None
+
+
+def _missing_means(env):
+    # Under CI a missing service fails its tests (tests/required.py); elsewhere they skip.
+    if env.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        return "FAIL (CI is set)"
+    return "be SKIPPED"
 
 
 def run_tests(args):
@@ -158,17 +270,32 @@ def run_tests(args):
         env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/gatekeeper"
     env.setdefault("DEBUG", "true")
     # The browser tests (tests/web/test_browser_*.py) drive Chromium. When it cannot be had,
-    # they skip with this reason, said here and in pytest's summary.
-    reason = env.get(BROWSER_SKIP, "").strip() or _ensure_chromium()
+    # they skip (fail, under CI) with this reason, said here and in pytest's summary.
+    reason = env.get(BROWSER_SKIP, "").strip() or _ensure_installed(
+        "chromium", "chromium", "the browser tests"
+    )
     if reason:
         env[BROWSER_SKIP] = reason
-        sys.stderr.write("\n*** The browser tests will be SKIPPED: %s ***\n\n" % reason)
+        sys.stderr.write(
+            "\n*** The browser tests will %s: %s ***\n\n" % (_missing_means(env), reason)
+        )
+    # The real-worker tests (tests/background) need a Redis broker.
+    redis_server, reason = ensure_redis(env)
+    if reason:
+        sys.stderr.write(
+            "\n*** The real-worker tests will %s: %s ***\n\n" % (_missing_means(env), reason)
+        )
+    elif redis_server:
+        sys.stderr.write("Started a private Redis for the tests at %s\n" % redis_server.url)
     # Tasks queued by the code under test go nowhere unless a test starts a real worker.
     env.setdefault("CELERY_BROKER_URL", "memory://")
-    code = subprocess.run(
-        [VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env
-    ).returncode
-    return code
+    try:
+        return subprocess.run(
+            [VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env
+        ).returncode
+    finally:
+        if redis_server:
+            redis_server.stop()
 
 
 def main(argv):

@@ -15,8 +15,10 @@ from django.db import connection
 
 from tests.background.processes import CeleryWorker, WebNode, database_url, stop_all
 from tests.background.servers import SmtpSink, WebhookReceiver
+from tests.required import service_missing
 
-# A Redis database of these tests' own, flushed before and after each test.
+# A Redis database of these tests' own, flushed before and after each test. `manage.py test`
+# sets it, starting a private Redis when none answers (gatekeeper.bootstrap.ensure_redis).
 REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
 # Short, so a killed worker's claim lapses within the test; the worker and this process agree.
 LEASE_SECONDS = 2
@@ -30,7 +32,7 @@ def redis_broker() -> str:
     try:
         client.ping()
     except redis.ConnectionError as error:
-        pytest.skip(f"these tests need Redis at {REDIS_URL} ({error})")
+        service_missing(f"these tests need Redis at {REDIS_URL} ({error})")
     client.flushdb()
     yield REDIS_URL
     client.flushdb()

@@ -2,7 +2,8 @@
 
 `python3 manage.py test` installs Chromium when it can; when it cannot, it sets
 GATEKEEPER_BROWSER_SKIP to the reason, and every browser test skips saying so (pytest's `-ra`
-summary lists it). Playwright's own browser download is never used.
+summary lists it), or fails under CI (tests.required). Playwright's own browser download is
+never used.
 """
 
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.test import Client
+
+from tests.required import service_missing
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SKIP_VARIABLE = "GATEKEEPER_BROWSER_SKIP"
@@ -34,17 +37,19 @@ def chromium():
     """One headless Chromium for the session; each test opens its own contexts."""
     reason = os.environ.get(SKIP_VARIABLE, "").strip()
     if reason:
-        pytest.skip(f"browser tests skipped: {reason}")
+        service_missing(f"the browser tests cannot run: {reason}")
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip(
-            "browser tests skipped: `chromium` is not on PATH "
+        service_missing(
+            "the browser tests cannot run: `chromium` is not on PATH "
             "(`python3 manage.py test` installs it with apt-get when run as root)"
         )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("browser tests skipped: the playwright package is missing (dev extras)")
+        service_missing(
+            "the browser tests cannot run: the playwright package is missing (dev extras)"
+        )
 
     # Playwright's sync API keeps an asyncio loop running in this thread, so Django would refuse
     # ORM calls from the test (fixtures, assertions, the transactional flush) with
