@@ -11,6 +11,7 @@ from django.utils import timezone
 from approvals.models import PausePacket
 from approvals.services.review import packet_approve
 from tests.api.conftest import error_of
+from tests.background.processes import wait_until
 from tests.conftest import gate_body
 
 CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-23T08:00:00Z"}]
@@ -53,20 +54,22 @@ def test_the_decision_shows_up_with_who_decided(api, alice):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_long_poll_answers_within_a_second_of_the_decision(api, alice):
+def test_a_long_poll_wakes_on_the_decision_not_at_the_end_of_its_wait(api, alice):
     approval = _approval(api)
+    approved_at = []
 
     def approve_later():
         time.sleep(1.0)
         packet_approve(packet_id=approval["id"], user=alice)
+        approved_at.append(time.monotonic())
         connection.close()
 
     threading.Thread(target=approve_later).start()
-    started = time.monotonic()
     answer = api.get(f"/approvals/{approval['id']}", wait="30").json()
-    waited = time.monotonic() - started
+    answered = time.monotonic()
     assert answer["status"] == "approved"
-    assert 0.9 < waited < 2.0
+    # Far below the 30 s a poll that missed the NOTIFY would sleep; speed is bench/'s business.
+    assert answered - approved_at[0] < 10
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,7 +78,8 @@ def test_a_long_poll_ends_after_n_seconds_when_nothing_happens(api):
     started = time.monotonic()
     answer = api.get(f"/approvals/{approval['id']}", wait="1").json()
     assert answer["status"] == "pending"
-    assert 0.9 < time.monotonic() - started < 3
+    # It waited its second, and ended long before the 60 s a poll may ask for.
+    assert 1 <= time.monotonic() - started < 30
 
 
 @pytest.mark.django_db(transaction=True)
@@ -90,13 +94,24 @@ def test_a_vote_that_leaves_the_status_unchanged_keeps_the_poll_waiting(api, pol
 
     threading.Thread(target=vote_soon).start()
     started = time.monotonic()
-    answer = api.get(f"/approvals/{approval['id']}", wait="2").json()
+    answer = api.get(f"/approvals/{approval['id']}", wait="3").json()
     assert answer["status"] == "pending" and answer["approvals"] == 1
-    assert time.monotonic() - started > 1.9
+    assert time.monotonic() - started > 2.9
+
+
+def _all_long_polls_taken(longpoll) -> bool:
+    """True while no long-poll slot is free (one taken to look is given straight back)."""
+    waiters = longpoll._waiters
+    if waiters is None:
+        return False
+    if waiters.acquire(blocking=False):
+        waiters.release()
+        return False
+    return True
 
 
 @pytest.mark.django_db(transaction=True)
-def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
+def test_long_polls_beyond_the_bound_answer_at_once(api, settings, alice):
     from approvals import longpoll
 
     settings.GATEKEEPER_MAX_LONG_POLLS = 1
@@ -105,15 +120,17 @@ def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
     try:
         holder = threading.Thread(
             target=lambda: (
-                longpoll.wait_for_status_change(approval["id"], "pending", 2),
+                longpoll.wait_for_status_change(approval["id"], "pending", 30),
                 connection.close(),
             )
         )
         holder.start()
-        time.sleep(0.3)
+        wait_until(lambda: _all_long_polls_taken(longpoll), timeout=30, what="the holder")
         started = time.monotonic()
-        api.get(f"/approvals/{approval['id']}", wait="10")
-        assert time.monotonic() - started < 1
+        assert api.get(f"/approvals/{approval['id']}", wait="30").json()["status"] == "pending"
+        # Answered without waiting: a poll that waited would see no change for its 30 s.
+        assert time.monotonic() - started < 10
+        packet_approve(packet_id=approval["id"], user=alice)  # wakes the holder
         holder.join()
     finally:
         longpoll._waiters = None

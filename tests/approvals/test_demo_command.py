@@ -247,7 +247,7 @@ def test_when_the_server_stops_the_other_children_are_stopped_too(tmp_path, list
     )
     assert code == 3
     for name in ("agent", "worker", "beat"):
-        assert _gone(_pid(tmp_path / name), within=1), name
+        assert _gone(_pid(tmp_path / name)), name
 
 
 @linux
@@ -265,7 +265,7 @@ def test_sigterm_stops_every_child_and_restores_the_handlers(tmp_path, listening
     )
     assert code is None
     for name in ("server", "agent", "worker", "beat"):
-        assert _gone(_pid(tmp_path / name), within=1), name
+        assert _gone(_pid(tmp_path / name)), name
     assert signal.getsignal(signal.SIGTERM) == before
 
 
@@ -284,9 +284,10 @@ def test_a_child_that_will_not_stop_is_killed(tmp_path, listening, monkeypatch):
         stderr=StringIO(),
         background=_background(tmp_path, worker=stubborn),
     )
-    assert time.monotonic() - started < 5
-    assert _gone(_pid(tmp_path / "worker"), within=1)
-    assert _gone(_pid(tmp_path / "beat"), within=1)
+    # Killed after STOP_SECONDS, not left to sleep out its 60 s (a generous bound: busy cores).
+    assert time.monotonic() - started < 30
+    assert _gone(_pid(tmp_path / "worker"))
+    assert _gone(_pid(tmp_path / "beat"))
 
 
 @linux
@@ -305,7 +306,7 @@ def test_a_background_child_that_stops_is_reported_and_the_server_keeps_serving(
     )
     assert code == 0  # the server ran its full two seconds
     assert err.getvalue() == "The Celery beat stopped (exit code 2)."
-    assert _gone(_pid(tmp_path / "worker"), within=1)
+    assert _gone(_pid(tmp_path / "worker"))
 
 
 @linux
@@ -377,8 +378,9 @@ def test_the_real_worker_and_beat_start_and_stop_with_the_demo(tmp_path, listeni
     # Only the demo's own children: earlier tests in this process may have left theirs (the
     # browser tests' Playwright driver lives for the whole session).
     assert not any(_alive(pid) for pid in celery)
-    # A warm shutdown, within the time the demo gives before it kills.
-    assert time.monotonic() - stopped_at[0] < demo_command.STOP_SECONDS + 2
+    # It returned once both had ended: at STOP_SECONDS, killed at the latest. The bound only
+    # catches a demo left waiting on a child (busy cores make any closer bound flaky).
+    assert time.monotonic() - stopped_at[0] < demo_command.STOP_SECONDS + 30
 
 
 def _children_of(parent: int) -> dict[int, str]:

@@ -145,9 +145,10 @@ def test_a_decision_made_while_the_broker_is_down_is_delivered_when_it_returns(
         gated = time.monotonic()
         packet_approve(packet_id=packet.id, user=alice)
         decided = time.monotonic()
-    # Each commit happened before its publish was tried; a failed publish costs a timeout only.
+    # Each commit happened before its publish was tried; a failed publish costs one connection
+    # attempt, not a retry loop (a generous bound: speed is bench/'s business).
     for step, seconds in (("gate check", gated - started), ("decision", decided - gated)):
-        assert seconds < 5, f"the {step} took {seconds:.1f} s with the broker down"
+        assert seconds < 15, f"the {step} took {seconds:.1f} s with the broker down"
     assert PausePacket.objects.get(id=packet.id).status == "approved"
     refused = [r for r in caplog.records if "on_commit" in r.getMessage()]
     assert refused and all("Connection refused" in r.getMessage() for r in refused)

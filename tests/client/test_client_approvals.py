@@ -39,15 +39,14 @@ def test_an_approval_a_second_later_runs_the_tool_with_the_edited_args(
     tool = Tool()
     updates = []
     in_background(approve, delay=1.0)
-    started = time.monotonic()
     result = gk.run_step(
         tool, {"user": "jdoe", "role": "admin"}, on_update=updates.append, **step()
     )
     answered = time.monotonic()
     assert result == "done"
     assert tool.calls == [{"user": "jdoe", "role": "viewer"}]
-    # The long-poll answers on the decision, not at the next poll.
-    assert 0.9 < answered - started < 5 and answered - approved_at[0] < 1.0
+    # The long-poll answers on the decision: far below the 55 s a poll that missed it would sleep.
+    assert answered - approved_at[0] < 10
     assert _statuses(updates) == ["require_approval", "pending", "approved"]
     assert updates[-1].edited and updates[-1].decided_by == ("alice",)
     assert gk.execution("onboard-42")["steps"][0]["outcome"] == "landed"
@@ -161,7 +160,8 @@ def test_wait_returns_the_open_approval_when_its_timeout_passes(gk):
     ).approval
     started = time.monotonic()
     assert gk.wait(approval.id, timeout=1).status == "pending"
-    assert 0.9 < time.monotonic() - started < 3
+    # It waited its second, and stopped long before the 55 s poll it makes without a timeout.
+    assert 1 <= time.monotonic() - started < 30
 
 
 def test_a_step_still_waiting_after_its_wait_timeout_says_so(gk):
