@@ -82,3 +82,17 @@ def test_without_root_a_missing_server_is_reported_with_the_command_to_run(monke
 
     assert server is None and TEST_REDIS not in env
     assert "sudo apt-get install redis-server" in reason
+
+
+def test_a_redis_that_wants_a_password_is_passed_over_for_a_private_one():
+    guarded = PrivateRedis()
+    assert guarded.start() is None
+    redis.Redis(port=guarded.port).config_set("requirepass", "not-ours")
+    try:
+        env = {}
+        server, reason = ensure_redis(env, default=("127.0.0.1", guarded.port))
+        assert reason is None and server is not None
+        server.stop()
+        assert env[TEST_REDIS] == server.url and server.port != guarded.port
+    finally:
+        guarded.stop()
