@@ -12,6 +12,7 @@ from gatekeeper.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     env_str,
     parse_database_url,
 )
@@ -285,6 +286,10 @@ GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120
 GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")
 if GATEKEEPER_METRICS_TOKEN is not None and len(GATEKEEPER_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
+
+# Callback URLs may resolve to internal addresses only in these networks (DESIGN section 6;
+# gatekeeper.outbound), e.g. a receiver on the private network: 10.1.2.0/24,fd00:1::/64.
+GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS = env_networks("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS")
 
 LOGGING = {
     "version": 1,
