@@ -6,14 +6,12 @@ goes on only when exactly one row changed, so a redelivered task, a re-drive and
 never send the same message at once; a lease lets a killed worker's claim lapse.
 """
 
-import json
 import random
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -48,6 +46,12 @@ def _queue(ids: list[str]) -> None:
 
     for message_id in ids:
         deliver_outbox_message.delay(message_id)
+
+
+def enqueue(messages: list[OutboxMessage]) -> None:
+    """Write messages made in the caller's transaction; they are sent once it commits."""
+    OutboxMessage.objects.bulk_create(messages)
+    _queue_on_commit(messages)
 
 
 def _email(topic: str, packet: PausePacket, user, now) -> OutboxMessage:
@@ -105,30 +109,36 @@ def outbox_packet_opened(packet: PausePacket, *, actor: str) -> None:
     enqueue_emails("new_packet", packet, users_who_may_resume(packet), actor=actor)
 
 
+def webhook_message(event: str, content: dict, *, recipient: str, **fields) -> OutboxMessage:
+    """An unsaved webhook to `recipient` whose signed body carries its own delivery id."""
+    message = OutboxMessage(
+        kind=OutboxMessage.Kind.WEBHOOK,
+        topic=event,
+        recipient=recipient,
+        next_attempt_at=timezone.now(),
+        **fields,
+    )
+    message.payload = {"event": event, "body": webhooks.webhook_body(message.id, event, content)}
+    return message
+
+
 def outbox_packets_changed(packets: list[PausePacket]) -> None:
     """Webhooks for every change, and the outcome email to the requester once decided."""
-    now = timezone.now()
     messages = []
     for packet in packets:
         account = packet.requested_by
         if account.callback_url:
             event = "approval.decided" if packet.status in DECIDED_STATUSES else "approval.updated"
-            body = json.dumps(
-                {"event": event, "approval": approval_json(packet)}, cls=DjangoJSONEncoder
-            )
             messages.append(
-                OutboxMessage(
-                    kind=OutboxMessage.Kind.WEBHOOK,
-                    topic=event,
+                webhook_message(
+                    event,
+                    {"approval": approval_json(packet)},
+                    recipient=account.callback_url,
                     packet=packet,
                     service_account=account,
-                    recipient=account.callback_url,
-                    payload={"event": event, "body": body},
-                    next_attempt_at=now,
                 )
             )
-    OutboxMessage.objects.bulk_create(messages)
-    _queue_on_commit(messages)
+    enqueue(messages)
     for packet in packets:
         requester = _requester(packet)
         if packet.status in DECIDED_STATUSES and requester is not None:
@@ -208,13 +218,12 @@ def _send(message: OutboxMessage) -> None:
         email.attach_alternative(message.payload["html"], "text/html")
         email.send()
         return
-    account = message.service_account
     webhooks.post(
         message.recipient,
         event=message.payload["event"],
         delivery_id=str(message.id),
         body=message.payload["body"],
-        secret=account.webhook_secret if account else "",
+        secret=message.service_account.webhook_secret,
     )
 
 
@@ -235,9 +244,15 @@ def _failed(message: OutboxMessage, error: Exception) -> str:
         status=Status.FAILED if give_up else Status.PENDING,
         next_attempt_at=now + backoff(message.attempts),
         lease_until=None,
-        last_error=f"{type(error).__name__}: {error}"[:2000],
+        last_error=_error_text(error)[:2000],
     )
     return "gave up" if give_up else "will retry"
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, webhooks.DeliveryFailed):
+        return str(error)  # written by us, quoting nothing the receiver sent
+    return f"{type(error).__name__}: {error}"
 
 
 def due_message_ids(*, limit: int = 1000) -> list:
@@ -271,21 +286,29 @@ def redeliver(message_ids: Iterable) -> int:
             status=Status.PENDING, next_attempt_at=now, lease_until=None
         )
         copies = OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    kind=m.kind,
-                    topic=m.topic,
-                    packet_id=m.packet_id,
-                    service_account_id=m.service_account_id,
-                    recipient=m.recipient,
-                    username=m.username,
-                    payload=m.payload,
-                    next_attempt_at=now,
-                )
-                for m in OutboxMessage.objects.filter(id__in=ids, status=Status.SENT)
-            ]
+            [_copy(m, now) for m in OutboxMessage.objects.filter(id__in=ids, status=Status.SENT)]
         )
         queued = [str(message_id) for message_id in retried] + [str(m.id) for m in copies]
         if queued:
             transaction.on_commit(lambda: _queue(queued), robust=True)
     return len(queued)
+
+
+def _copy(message: OutboxMessage, now) -> OutboxMessage:
+    copy = OutboxMessage(
+        kind=message.kind,
+        topic=message.topic,
+        packet_id=message.packet_id,
+        service_account_id=message.service_account_id,
+        recipient=message.recipient,
+        username=message.username,
+        payload=message.payload,
+        next_attempt_at=now,
+    )
+    if copy.kind == OutboxMessage.Kind.WEBHOOK:
+        # The signed body names its delivery: the copy's is its own.
+        copy.payload = {
+            **message.payload,
+            "body": webhooks.rebodied(message.payload["body"], copy.id),
+        }
+    return copy
