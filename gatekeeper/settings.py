@@ -14,6 +14,7 @@ from gatekeeper.env import (
     env_list,
     env_networks,
     env_str,
+    env_url,
     parse_database_url,
 )
 
@@ -219,6 +220,20 @@ else:
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gatekeeper@localhost")
 
+# The decision record's checkpoint (audit.checkpoint): every so often its head goes to the log
+# (logger "gatekeeper.audit.checkpoint") and, signed like a webhook, to this receiver, where
+# whoever can rewrite the database cannot reach it.
+GATEKEEPER_AUDIT_CHECKPOINT_SECONDS = env_int(
+    "GATEKEEPER_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60, maximum=86400
+)
+GATEKEEPER_AUDIT_CHECKPOINT_URL = env_url("GATEKEEPER_AUDIT_CHECKPOINT_URL")
+GATEKEEPER_AUDIT_CHECKPOINT_SECRET = env_str("GATEKEEPER_AUDIT_CHECKPOINT_SECRET")
+if GATEKEEPER_AUDIT_CHECKPOINT_URL and len(GATEKEEPER_AUDIT_CHECKPOINT_SECRET or "") < 16:
+    raise ImproperlyConfigured(
+        "GATEKEEPER_AUDIT_CHECKPOINT_SECRET must be set, at least 16 characters long, "
+        "when GATEKEEPER_AUDIT_CHECKPOINT_URL is"
+    )
+
 # Celery (DESIGN section 9). Unset broker: kombu's filesystem transport, no server needed.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
@@ -250,6 +265,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-overdue-packets": {"task": "approvals.tasks.expire_overdue_packets", "schedule": 15.0},
     "remind-and-escalate": {"task": "approvals.tasks.remind_and_escalate", "schedule": 30.0},
     "redrive-outbox": {"task": "approvals.tasks.redrive_outbox", "schedule": 30.0},
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint",
+        "schedule": float(GATEKEEPER_AUDIT_CHECKPOINT_SECONDS),
+    },
 }
 # Tests and `manage.py sweep` may run tasks in process.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

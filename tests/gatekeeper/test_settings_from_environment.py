@@ -74,6 +74,12 @@ def test_allowed_networks_are_cidr_networks_or_single_addresses(monkeypatch):
     assert env_networks("NETS") == []
 
 
+def test_a_checkpoint_url_without_its_secret_stops_start_up():
+    result = start(GATEKEEPER_AUDIT_CHECKPOINT_URL="https://audit.example.com/checkpoints")
+    assert result.returncode != 0
+    assert "GATEKEEPER_AUDIT_CHECKPOINT_SECRET" in result.stderr.splitlines()[-1]
+
+
 def test_database_urls_become_django_settings():
     db = parse_database_url(
         "DATABASE_URL", "postgres://u:p%40ss@db.internal:6543/gk?sslmode=require"
@@ -118,6 +124,8 @@ def test_a_missing_secret_key_with_debug_off_refuses_to_start():
         ("DATABASE_URL", "mysql://localhost/gk"),
         ("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8,intranet"),
         ("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.1/8"),
+        ("GATEKEEPER_AUDIT_CHECKPOINT_URL", "ftp://audit.example.com/"),
+        ("GATEKEEPER_AUDIT_CHECKPOINT_SECONDS", "5"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):
