@@ -118,8 +118,10 @@ def check_deploy(**overrides) -> subprocess.CompletedProcess:
     )
 
 
-def test_production_settings_from_the_environment_pass_the_deploy_check():
-    result = check_deploy()
+def test_production_settings_from_the_environment_pass_the_deploy_check(role_database):
+    # As deployed: connected as the runtime role docs/deployment.md makes (the deploy check
+    # warns about a superuser, which the suite's own DATABASE_URL is).
+    result = check_deploy(DATABASE_URL=role_database.app_url)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
