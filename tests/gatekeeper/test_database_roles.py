@@ -1,25 +1,10 @@
 """The two database roles of docs/deployment.md: the owner migrates, the runtime role serves and
 cannot switch off the decision record's triggers; `check --deploy` tells them apart."""
 
-import subprocess
-import sys
-
 import psycopg
 import pytest
 
-from tests.gatekeeper.conftest import ROOT
-from tests.gatekeeper.test_security_headers import check_deploy, production_environment
-
-
-def manage(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=production_environment(DATABASE_URL=database_url),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.gatekeeper.test_security_headers import check_deploy, manage
 
 
 def test_the_runtime_role_passes_the_deploy_check(role_database):
@@ -56,18 +41,18 @@ def test_an_unreachable_database_is_said_so(role_database):
 
 
 def test_the_runtime_role_serves_but_cannot_touch_the_record(role_database):
-    made = manage(role_database.app_url, "create_service_account", "crew")
+    made = manage("create_service_account", "crew", DATABASE_URL=role_database.app_url)
     assert made.returncode == 0, made.stderr
     recorded = manage(
-        role_database.app_url,
         "shell",
         "-c",
         "from django.db import transaction\n"
         "from audit.services import record_event\n"
         "with transaction.atomic(): record_event('step.outcome', actor='service:crew')",
+        DATABASE_URL=role_database.app_url,
     )
     assert recorded.returncode == 0, recorded.stderr
-    verified = manage(role_database.app_url, "verify_audit")
+    verified = manage("verify_audit", DATABASE_URL=role_database.app_url)
     assert verified.returncode == 0 and "checked 1 rows" in verified.stdout, verified.stderr
 
     for statement, refusal in [

@@ -107,15 +107,20 @@ def production_environment(**overrides) -> dict:
     return {key: value for key, value in environment.items() if value is not None}
 
 
-def check_deploy(**overrides) -> subprocess.CompletedProcess:
+def manage(*args: str, **overrides) -> subprocess.CompletedProcess:
+    """`manage.py ARGS` in a production environment (with the overrides)."""
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=production_environment(**overrides),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def check_deploy(**overrides) -> subprocess.CompletedProcess:
+    return manage("check", "--deploy", "--fail-level", "WARNING", **overrides)
 
 
 def test_production_settings_from_the_environment_pass_the_deploy_check(role_database):
