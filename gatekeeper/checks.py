@@ -6,8 +6,11 @@ can switch those triggers off, so the processes that serve requests must connect
 that owns nothing: docs/deployment.md ("Database roles") shows the two roles.
 """
 
+from django.conf import settings
 from django.core.checks import Tags, Warning, register
 from django.db import DatabaseError, connection
+
+from gatekeeper.outbound import url_problem
 
 # The role this process connects as, and what it may do to the audit table (no row when the
 # table is not there yet: nothing to judge before `migrate`).
@@ -73,3 +76,19 @@ def check_database_role(app_configs=None, **kwargs) -> list[Warning]:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_audit_checkpoint_url(app_configs=None, **kwargs) -> list[Warning]:
+    """The checkpoint receiver is checked at every delivery; say so now if it would be refused."""
+    url = settings.GATEKEEPER_AUDIT_CHECKPOINT_URL
+    if not url or (problem := url_problem(url)) is None:
+        return []
+    return [
+        Warning(
+            f"GATEKEEPER_AUDIT_CHECKPOINT_URL {problem}: every checkpoint would be refused.",
+            hint="Use a public receiver, or list its network in "
+            "GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS.",
+            id="gatekeeper.W005",
+        )
+    ]
