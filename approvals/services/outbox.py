@@ -6,6 +6,7 @@ goes on only when exactly one row changed, so a redelivered task, a re-drive and
 never send the same message at once; a lease lets a killed worker's claim lapse.
 """
 
+import json
 import random
 from collections.abc import Iterable
 from datetime import timedelta
@@ -220,11 +221,15 @@ def _send(message: OutboxMessage) -> None:
         email.attach_alternative(message.payload["html"], "text/html")
         email.send()
         return
+    body = message.payload["body"]
+    if json.loads(body).get("id") != str(message.id):
+        # Queued before bodies carried their delivery id: it goes out signed with it all the same.
+        body = webhooks.rebodied(body, message.id)
     webhooks.post(
         message.recipient,
         event=message.payload["event"],
         delivery_id=str(message.id),
-        body=message.payload["body"],
+        body=body,
         secret=_webhook_secret(message),
     )
 

@@ -1,6 +1,7 @@
 """Webhook delivery over real sockets: only to checked addresses, no redirects, and failures
 that say what failed without repeating what the receiver answered (DESIGN section 6)."""
 
+import json
 import socket
 import ssl
 import subprocess
@@ -220,3 +221,21 @@ def test_https_to_a_name_the_certificate_does_not_hold_fails(tls_receiver, resol
         _post(f"https://other.example.test:{tls_receiver.port}/hooks/gatekeeper")
     assert str(failed.value) == "the TLS certificate is not valid for other.example.test"
     assert tls_receiver.items == []
+
+
+def test_a_webhook_queued_before_bodies_carried_their_id_goes_out_with_it(
+    receiver, decided_webhook
+):
+    old_body = json.dumps({"event": "approval.decided", "approval": {"id": "a1"}})
+    OutboxMessage.objects.filter(id=decided_webhook.id).update(
+        payload={"event": "approval.decided", "body": old_body}
+    )
+
+    assert outbox.deliver(decided_webhook.id) == "sent"
+
+    (hook,) = receiver.items
+    assert hook["body"] == {
+        "id": str(decided_webhook.id),
+        "event": "approval.decided",
+        "approval": {"id": "a1"},
+    }
