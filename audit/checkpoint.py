@@ -89,7 +89,9 @@ def parse_checkpoint(text: str) -> Checkpoint:
 
 
 def _due(now) -> bool:
-    since = now - timedelta(seconds=settings.GATEKEEPER_AUDIT_CHECKPOINT_SECONDS)
+    # A tenth of the interval short: beat's next run may come a little early, and must not
+    # find the last checkpoint too recent and skip a whole interval.
+    since = now - timedelta(seconds=settings.GATEKEEPER_AUDIT_CHECKPOINT_SECONDS * 0.9)
     made = OutboxMessage.objects.filter(topic=outbox.AUDIT_CHECKPOINT, created_at__gt=since)
     return not made.exists()
 
@@ -98,8 +100,9 @@ def _due(now) -> bool:
 def audit_checkpoint() -> Checkpoint | None:
     """Log the record's head and, with a receiver configured, queue it as a signed webhook.
 
-    With a receiver, at most one checkpoint per GATEKEEPER_AUDIT_CHECKPOINT_SECONDS is made
-    (beat and `manage.py sweep` may both call this); None when one was made within that time.
+    With a receiver, at most one checkpoint per GATEKEEPER_AUDIT_CHECKPOINT_SECONDS (less a
+    tenth) is made, however often beat and `manage.py sweep` call this; None when one was made
+    within that time.
     The line is logged, and the webhook queued, only once the head is durable: a gate check
     commits without waiting for the disk, and a checkpoint naming a row a crash could still
     take back would later look like tampering.
