@@ -90,6 +90,8 @@ def post(url: str, *, event: str, delivery_id: str, body: str, secret: str, time
         raise DeliveryFailed(f"the TLS certificate is not valid for {target.host}") from None
     except ssl.SSLError as error:
         raise DeliveryFailed(f"TLS failed ({type(error).__name__})") from None
+    except http.client.RemoteDisconnected:
+        raise DeliveryFailed(f"{target.host} closed the connection without answering") from None
     except http.client.HTTPException as error:
         # Its message may quote what the far side sent (BadStatusLine): the class name says enough.
         raise DeliveryFailed(f"the answer was not valid HTTP ({type(error).__name__})") from None

@@ -144,21 +144,33 @@ def test_a_refused_connection_is_named_as_such(receiver):
     assert str(failed.value) == f"connection refused by 127.0.0.1 port {port}"
 
 
-def test_an_answer_that_is_not_http_is_named_without_quoting_it(receiver):
+def _answer_once(answer: bytes) -> str:
+    """Post to a server that reads the whole request, answers `answer` raw, and hangs up."""
     with socket.create_server(("127.0.0.1", 0)) as server:
 
-        def answer_garbage():
+        def serve():
             connection, _ = server.accept()
             with connection:
-                connection.recv(65536)
-                connection.sendall(b"EVIL payload, click http://evil.example\r\n\r\n")
+                request = b""
+                while not request.endswith(b"}}"):  # all of it read: closing sends no reset
+                    request += connection.recv(65536)
+                connection.sendall(answer)
 
-        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread = threading.Thread(target=serve, daemon=True)
         thread.start()
         with pytest.raises(webhooks.DeliveryFailed) as failed:
             _post(f"http://127.0.0.1:{server.getsockname()[1]}/hook")
         thread.join(5)
-    assert str(failed.value) == "the answer was not valid HTTP (BadStatusLine)"
+    return str(failed.value)
+
+
+def test_an_answer_that_is_not_http_is_named_without_quoting_it(receiver):
+    failure = _answer_once(b"EVIL payload, click http://evil.example\r\n\r\n")
+    assert failure == "the answer was not valid HTTP (BadStatusLine)"
+
+
+def test_a_receiver_that_hangs_up_without_answering_is_named_as_such(receiver):
+    assert _answer_once(b"") == "127.0.0.1 closed the connection without answering"
 
 
 @pytest.fixture(scope="module")
