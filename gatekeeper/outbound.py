@@ -81,7 +81,7 @@ def _parts(url: str) -> tuple[str, str, int, str]:
 def _resolve(host: str, port: int) -> list[tuple[int, tuple]]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):  # ValueError: a name IDNA cannot encode, among others
         return []
     return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in found]
 

@@ -113,3 +113,10 @@ def test_a_name_that_does_not_resolve_is_accepted_when_set_and_refused_at_delive
     assert outbound.url_problem(url) is None
     with pytest.raises(outbound.RefusedDestination, match="could not resolve"):
         outbound.destination(url)
+
+
+@pytest.mark.parametrize("host", ["a\x00b.example", "x" * 64 + ".example", "\udcff.example"])
+def test_a_host_no_resolver_can_read_is_unresolvable_not_an_error(production, host):
+    assert outbound.url_problem(f"https://{host}/hook") is None
+    with pytest.raises(outbound.RefusedDestination, match="could not resolve"):
+        outbound.destination(f"https://{host}/hook")
