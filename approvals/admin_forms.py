@@ -14,6 +14,7 @@ from approvals.errors import ValidationFailed
 from approvals.gate_request import GateRequest, parse_gate_request
 from approvals.models import Policy, ServiceAccount
 from approvals.policy_documents import SETTING_KEYS, policy_problems
+from gatekeeper.outbound import url_problem
 
 POLICY_FIELDS = ("name", "priority", "enabled", "match", "effect", *SETTING_KEYS)
 # "match.conditions[0].op" belongs to the form field "match".
@@ -92,3 +93,9 @@ class ServiceAccountAddForm(forms.ModelForm):
     class Meta:
         model = ServiceAccount
         fields = ("name", "callback_url")
+
+    def clean_callback_url(self) -> str:
+        url = self.cleaned_data["callback_url"]
+        if url and (problem := url_problem(url)) is not None:
+            raise forms.ValidationError(f"The callback URL {problem}.")
+        return url

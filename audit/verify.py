@@ -97,6 +97,16 @@ def verify_chain(*, from_seq: int | None = None, to_seq: int | None = None) -> C
         return ChainReport(position, head, BadRow(seq, problem))
 
 
+def hash_at(seq: int) -> str | None:
+    """The stored hash of row `seq` (seq 0: the genesis hash), or None when there is none."""
+    if seq == 0:
+        return GENESIS_HASH
+    with connection.cursor() as cursor:
+        cursor.execute(_HASH_OF, [seq])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 def _link_problem(previous_seq: int | None) -> str:
     if previous_seq is None:
         return "prev_hash is not the genesis hash, yet no row comes before it"

@@ -8,5 +8,6 @@ class GatekeeperConfig(AppConfig):
     verbose_name = "Gatekeeper"
 
     def ready(self):
-        # Connect their receivers: the sign-in audit, and the session renewal at login.
-        from gatekeeper import auth_audit, security  # noqa: F401
+        # Connect their receivers (the sign-in audit, the session renewal at login) and
+        # register the deploy checks.
+        from gatekeeper import auth_audit, checks, security  # noqa: F401

@@ -4,6 +4,7 @@ Every parser treats an empty value as unset and raises ImproperlyConfigured, nam
 variable, for anything it cannot read: a typo in production must stop start-up, not be ignored.
 """
 
+import ipaddress
 import os
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -54,6 +55,36 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated networks in CIDR form (10.0.0.0/8, fd00::/8); an address alone is /32
+    or /128. Host bits set (10.0.0.1/8) are refused: they usually mean a typo."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated networks such as 10.0.0.0/8, not {item!r} "
+                f"({error})"
+            ) from None
+    return networks
+
+
+def env_url(name: str) -> str | None:
+    """An http(s) URL with a host, or None when unset."""
+    value = _raw(name)
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an http or https URL, not {value!r}")
+    return value
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -11,7 +11,9 @@ from gatekeeper.env import (
     env_choice,
     env_int,
     env_list,
+    env_networks,
     env_str,
+    env_url,
     parse_database_url,
 )
 
@@ -235,6 +237,20 @@ else:
 MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "gatekeeper@localhost")
 
+# The decision record's checkpoint (audit.checkpoint): every so often its head goes to the log
+# (logger "gatekeeper.audit.checkpoint") and, signed like a webhook, to this receiver, where
+# whoever can rewrite the database cannot reach it.
+GATEKEEPER_AUDIT_CHECKPOINT_SECONDS = env_int(
+    "GATEKEEPER_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60, maximum=86400
+)
+GATEKEEPER_AUDIT_CHECKPOINT_URL = env_url("GATEKEEPER_AUDIT_CHECKPOINT_URL")
+GATEKEEPER_AUDIT_CHECKPOINT_SECRET = env_str("GATEKEEPER_AUDIT_CHECKPOINT_SECRET")
+if GATEKEEPER_AUDIT_CHECKPOINT_URL and len(GATEKEEPER_AUDIT_CHECKPOINT_SECRET or "") < 16:
+    raise ImproperlyConfigured(
+        "GATEKEEPER_AUDIT_CHECKPOINT_SECRET must be set, at least 16 characters long, "
+        "when GATEKEEPER_AUDIT_CHECKPOINT_URL is"
+    )
+
 # Celery (DESIGN section 9). Unset broker: kombu's filesystem transport, no server needed.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL == "filesystem://":
@@ -266,6 +282,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-overdue-packets": {"task": "approvals.tasks.expire_overdue_packets", "schedule": 15.0},
     "remind-and-escalate": {"task": "approvals.tasks.remind_and_escalate", "schedule": 30.0},
     "redrive-outbox": {"task": "approvals.tasks.redrive_outbox", "schedule": 30.0},
+    "audit-checkpoint": {
+        "task": "audit.tasks.audit_checkpoint",
+        "schedule": float(GATEKEEPER_AUDIT_CHECKPOINT_SECONDS),
+    },
 }
 # Tests and `manage.py sweep` may run tasks in process.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -302,6 +322,10 @@ GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120
 GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")
 if GATEKEEPER_METRICS_TOKEN is not None and len(GATEKEEPER_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
+
+# Callback URLs may resolve to internal addresses only in these networks (DESIGN section 6;
+# gatekeeper.outbound), e.g. a receiver on the private network: 10.1.2.0/24,fd00:1::/64.
+GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS = env_networks("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS")
 
 LOGGING = {
     "version": 1,

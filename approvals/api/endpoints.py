@@ -55,7 +55,16 @@ class GatekeeperAPI(NinjaAPI):
 
     def get_openapi_schema(self, *args, **kwargs):
         document = super().get_openapi_schema(*args, **kwargs)
-        document.setdefault("components", {}).setdefault("schemas", {}).update(self.body_schemas)
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(self.body_schemas)
+        # The webhook body reuses the response models' components, as the responses show them.
+        webhook = schemas.WebhookOut.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        for name, schema in webhook.pop("$defs", {}).items():
+            components.setdefault(name, schema)
+        components["WebhookOut"] = webhook
+        document["webhooks"] = {"approval": _WEBHOOK}
         return document
 
 
@@ -73,6 +82,39 @@ api = GatekeeperAPI(
     auth=ServiceAccountBearer(),
 )
 register_error_handlers(api)
+
+
+def _header(name: str, description: str) -> dict:
+    return {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+            "description": description}  # fmt: skip
+
+
+# What Gatekeeper posts to a service account's callback URL (DESIGN section 6).
+_WEBHOOK = {
+    "post": {
+        "summary": "A change of one of the service account's approvals",
+        "description": (
+            "Posted to the callback URL on every change: approval.decided when a decision is "
+            "set, approval.updated otherwise. Verify Gatekeeper-Signature as HMAC-SHA256 of "
+            '"<t>.<raw body>" with the webhook secret; refuse a t more than 300 s from now, a '
+            "body whose id is not the Gatekeeper-Delivery header, and an id already processed "
+            "(answer 2xx to it and do nothing). Retried with backoff until a 2xx answer; a "
+            "redirect is not followed."
+        ),
+        "parameters": [
+            _header("Gatekeeper-Event", "approval.decided or approval.updated"),
+            _header("Gatekeeper-Delivery", "The delivery id (a UUID), also the body's id"),
+            _header("Gatekeeper-Signature", "t=<unix seconds>,v1=<hex HMAC-SHA256>"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/WebhookOut"}}
+            },
+        },
+        "responses": {"2XX": {"description": "Received (or already received)"}},
+    }
+}
 
 
 def _errors(*statuses: int) -> dict:

@@ -129,6 +129,14 @@ class ApprovalOut(BaseModel):
     url: str
 
 
+class WebhookOut(BaseModel):
+    """The body of a webhook; `id` equals the Gatekeeper-Delivery header, inside the signature."""
+
+    id: UUID
+    event: Literal["approval.decided", "approval.updated"]
+    approval: ApprovalOut
+
+
 class GateOut(BaseModel):
     decision: Literal["allow", "block", "require_approval"]
     reason: str

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -27,6 +26,8 @@ from audit.services import Event, record_events
 
 Status = OutboxMessage.Status
 DECIDED_STATUSES = ("approved", "rejected", "expired", "terminated", "applied")
+# The decision record's checkpoint (audit.checkpoint), signed with its own secret.
+AUDIT_CHECKPOINT = "audit.checkpoint"
 WEBHOOK_GIVE_UP_AFTER = timedelta(hours=24)
 EMAIL_MAX_ATTEMPTS = 8
 
@@ -48,6 +49,12 @@ def _queue(ids: list[str]) -> None:
 
     for message_id in ids:
         deliver_outbox_message.delay(message_id)
+
+
+def enqueue(messages: list[OutboxMessage]) -> None:
+    """Write messages made in the caller's transaction; they are sent once it commits."""
+    OutboxMessage.objects.bulk_create(messages)
+    _queue_on_commit(messages)
 
 
 def _email(topic: str, packet: PausePacket, user, now) -> OutboxMessage:
@@ -105,30 +112,36 @@ def outbox_packet_opened(packet: PausePacket, *, actor: str) -> None:
     enqueue_emails("new_packet", packet, users_who_may_resume(packet), actor=actor)
 
 
+def webhook_message(event: str, content: dict, *, recipient: str, **fields) -> OutboxMessage:
+    """An unsaved webhook to `recipient` whose signed body carries its own delivery id."""
+    message = OutboxMessage(
+        kind=OutboxMessage.Kind.WEBHOOK,
+        topic=event,
+        recipient=recipient,
+        next_attempt_at=timezone.now(),
+        **fields,
+    )
+    message.payload = {"event": event, "body": webhooks.webhook_body(message.id, event, content)}
+    return message
+
+
 def outbox_packets_changed(packets: list[PausePacket]) -> None:
     """Webhooks for every change, and the outcome email to the requester once decided."""
-    now = timezone.now()
     messages = []
     for packet in packets:
         account = packet.requested_by
         if account.callback_url:
             event = "approval.decided" if packet.status in DECIDED_STATUSES else "approval.updated"
-            body = json.dumps(
-                {"event": event, "approval": approval_json(packet)}, cls=DjangoJSONEncoder
-            )
             messages.append(
-                OutboxMessage(
-                    kind=OutboxMessage.Kind.WEBHOOK,
-                    topic=event,
+                webhook_message(
+                    event,
+                    {"approval": approval_json(packet)},
+                    recipient=account.callback_url,
                     packet=packet,
                     service_account=account,
-                    recipient=account.callback_url,
-                    payload={"event": event, "body": body},
-                    next_attempt_at=now,
                 )
             )
-    OutboxMessage.objects.bulk_create(messages)
-    _queue_on_commit(messages)
+    enqueue(messages)
     for packet in packets:
         requester = _requester(packet)
         if packet.status in DECIDED_STATUSES and requester is not None:
@@ -208,14 +221,24 @@ def _send(message: OutboxMessage) -> None:
         email.attach_alternative(message.payload["html"], "text/html")
         email.send()
         return
-    account = message.service_account
+    body = message.payload["body"]
+    if json.loads(body).get("id") != str(message.id):
+        # Queued before bodies carried their delivery id: it goes out signed with it all the same.
+        body = webhooks.rebodied(body, message.id)
     webhooks.post(
         message.recipient,
         event=message.payload["event"],
         delivery_id=str(message.id),
-        body=message.payload["body"],
-        secret=account.webhook_secret if account else "",
+        body=body,
+        secret=_webhook_secret(message),
     )
+
+
+def _webhook_secret(message: OutboxMessage) -> str:
+    if message.topic == AUDIT_CHECKPOINT:
+        # Kept in the environment, not in a row that whoever can write the database could read.
+        return settings.GATEKEEPER_AUDIT_CHECKPOINT_SECRET or ""
+    return message.service_account.webhook_secret
 
 
 def backoff(attempts: int) -> timedelta:
@@ -235,9 +258,15 @@ def _failed(message: OutboxMessage, error: Exception) -> str:
         status=Status.FAILED if give_up else Status.PENDING,
         next_attempt_at=now + backoff(message.attempts),
         lease_until=None,
-        last_error=f"{type(error).__name__}: {error}"[:2000],
+        last_error=_error_text(error)[:2000],
     )
     return "gave up" if give_up else "will retry"
+
+
+def _error_text(error: Exception) -> str:
+    if isinstance(error, webhooks.DeliveryFailed):
+        return str(error)  # written by us, quoting nothing the receiver sent
+    return f"{type(error).__name__}: {error}"
 
 
 def due_message_ids(*, limit: int = 1000) -> list:
@@ -271,21 +300,29 @@ def redeliver(message_ids: Iterable) -> int:
             status=Status.PENDING, next_attempt_at=now, lease_until=None
         )
         copies = OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    kind=m.kind,
-                    topic=m.topic,
-                    packet_id=m.packet_id,
-                    service_account_id=m.service_account_id,
-                    recipient=m.recipient,
-                    username=m.username,
-                    payload=m.payload,
-                    next_attempt_at=now,
-                )
-                for m in OutboxMessage.objects.filter(id__in=ids, status=Status.SENT)
-            ]
+            [_copy(m, now) for m in OutboxMessage.objects.filter(id__in=ids, status=Status.SENT)]
         )
         queued = [str(message_id) for message_id in retried] + [str(m.id) for m in copies]
         if queued:
             transaction.on_commit(lambda: _queue(queued), robust=True)
     return len(queued)
+
+
+def _copy(message: OutboxMessage, now) -> OutboxMessage:
+    copy = OutboxMessage(
+        kind=message.kind,
+        topic=message.topic,
+        packet_id=message.packet_id,
+        service_account_id=message.service_account_id,
+        recipient=message.recipient,
+        username=message.username,
+        payload=message.payload,
+        next_attempt_at=now,
+    )
+    if copy.kind == OutboxMessage.Kind.WEBHOOK:
+        # The signed body names its delivery: the copy's is its own.
+        copy.payload = {
+            **message.payload,
+            "body": webhooks.rebodied(message.payload["body"], copy.id),
+        }
+    return copy

@@ -140,6 +140,18 @@ def test_the_openapi_document_and_docs_are_served(api, client):
     assert client.get("/api/v1/docs").status_code == 200
 
 
+def test_the_openapi_document_describes_the_webhook_and_its_signed_id(client):
+    document = client.get("/api/v1/openapi.json").json()
+    hook = document["webhooks"]["approval"]["post"]
+    body = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    webhook_out = document["components"]["schemas"][body.rsplit("/", 1)[1]]
+    assert webhook_out["required"] == ["id", "event", "approval"]
+    assert webhook_out["properties"]["approval"]["$ref"].endswith("/ApprovalOut")
+    headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
+    assert headers == {"Gatekeeper-Event", "Gatekeeper-Delivery", "Gatekeeper-Signature"}
+    assert "body whose id is not the Gatekeeper-Delivery header" in hook["description"]
+
+
 def test_packets_made_through_the_api_hold_the_whole_pause_packet(api):
     approval = api.post("/gate", gate_body(execution__on_behalf_of="dana")).json()["approval"]
     packet = PausePacket.objects.get(id=approval["id"])

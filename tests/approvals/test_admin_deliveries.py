@@ -1,6 +1,8 @@
 """The outbox in the admin: deliveries read-only, redelivered on request, and the users no
 notification can reach found both there and in the user admin."""
 
+import json
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
@@ -172,6 +174,25 @@ def test_redeliver_queues_failed_and_sent_messages_again(
     assert sorted(queued) == sorted([str(failed.pk), str(copy.pk)])
     notes = [str(m) for m in response.context["messages"]]
     assert notes == ["2 messages queued for delivery again."]
+
+
+def test_a_redelivered_webhook_signs_its_new_delivery_id_in_its_body(
+    admin_client, alice, hooked, gate, queued
+):
+    packet_approve(
+        packet_id=gate(account=hooked, execution__thread_id="hooked-1")["approval"]["id"],
+        user=alice,
+    )
+    sent = OutboxMessage.objects.get(kind="webhook")
+    OutboxMessage.objects.filter(pk=sent.pk).update(status="sent")
+
+    redeliver(admin_client, sent)
+
+    copy = OutboxMessage.objects.exclude(pk=sent.pk).get(kind="webhook")
+    original, resent = json.loads(sent.payload["body"]), json.loads(copy.payload["body"])
+    assert (original["id"], resent["id"]) == (str(sent.pk), str(copy.pk))
+    assert {**resent, "id": None} == {**original, "id": None}
+    assert copy.payload["event"] == sent.payload["event"] == "approval.decided"
 
 
 def test_redeliver_leaves_pending_and_undeliverable_messages_alone(

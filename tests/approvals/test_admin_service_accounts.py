@@ -125,3 +125,29 @@ def test_accounts_cannot_be_deleted_only_deactivated(admin_client, agent):
 
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
     assert ServiceAccount.objects.filter(pk=agent.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("ftp://hooks.example.com/gk", "must be an http or https URL"),
+        ("http://127.0.0.1:9000/gk", "refused address 127.0.0.1: loopback"),
+        ("http://[::1]/gk", "refused address ::1: loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "refused address 169.254.169.254: link-local"),
+    ],
+)
+def test_a_callback_url_that_is_not_public_http_is_a_form_error(admin_client, url, error):
+    response = admin_client.post(ADD_URL, {"name": "crew", "callback_url": url})
+
+    assert response.status_code == 200
+    assert error in " ".join(response.context["adminform"].form.errors["callback_url"])
+    assert not ServiceAccount.objects.exists()
+
+
+def test_a_listed_network_may_receive_webhooks(admin_client, settings):
+    import ipaddress
+
+    settings.GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS = [ipaddress.ip_network("10.20.0.0/16")]
+    admin_client.post(ADD_URL, {"name": "crew", "callback_url": "http://10.20.1.2/gk"})
+
+    assert ServiceAccount.objects.get(name="crew").callback_url == "http://10.20.1.2/gk"

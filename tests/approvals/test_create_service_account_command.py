@@ -69,8 +69,30 @@ def test_a_name_that_is_not_a_slug_is_refused(db, name):
     assert not ServiceAccount.objects.exists()
 
 
-@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/hook", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "ftp://example.com/hook",
+        "javascript:alert(1)",
+        "http://127.0.0.1:8000/hook",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0/hook",
+        "http://10.0.0.5/hook",
+    ],
+)
 def test_an_invalid_callback_url_is_refused(db, url):
     with pytest.raises(CommandError, match="--callback-url"):
         _create("crm-agent", "--callback-url", url)
     assert not ServiceAccount.objects.exists()
+
+
+def test_a_refused_address_is_named_in_the_error(db):
+    with pytest.raises(CommandError) as refused:
+        _create("crm-agent", "--callback-url", "http://169.254.169.254/")
+    assert str(refused.value) == (
+        "--callback-url 'http://169.254.169.254/' refused address 169.254.169.254: link-local, "
+        "and not in GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS"
+    )

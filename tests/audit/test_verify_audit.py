@@ -200,3 +200,121 @@ def test_hashes_survive_the_jsonb_round_trip_for_large_floats_and_negative_zero(
     with transaction.atomic():
         record_event(AuditEvent.Kind.STEP_OUTCOME, actor="service:agent", data={"amount": value})
     assert verify_chain().intact
+
+
+def _rehash_from(seq: int) -> None:
+    """Rewrite history as an owner could: every row from `seq` on re-linked and re-hashed."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute("SELECT id FROM audit_auditevent WHERE id >= %s ORDER BY id", [seq])
+        for (row_id,) in cursor.fetchall():
+            cursor.execute(
+                "UPDATE audit_auditevent SET prev_hash = coalesce((SELECT hash FROM"
+                " audit_auditevent WHERE id < %s ORDER BY id DESC LIMIT 1), %s) WHERE id = %s",
+                [row_id, GENESIS_HASH, row_id],
+            )
+            cursor.execute(
+                f"UPDATE audit_auditevent SET hash = {HASH_SQL.format(p='')} WHERE id = %s",
+                [row_id],
+            )
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
+
+
+def _checkpoint_file(tmp_path, event: AuditEvent) -> str:
+    path = tmp_path / "checkpoint.txt"
+    path.write_text(f"seq={event.id} hash={event.hash}\n")
+    return str(path)
+
+
+def test_truncated_last_rows_pass_alone_and_fail_against_the_expected_head(chain, tmp_path):
+    head = chain[-1]
+    checkpoint = _checkpoint_file(tmp_path, head)
+    _tamper("DELETE FROM audit_auditevent WHERE id >= %s", [chain[-2].id])
+    assert f"head={chain[-3].hash}" in _verify()  # the chain alone cannot tell
+
+    assert _verify_fails("--expect-head", head.hash) == (
+        f"the decision record's head is {chain[-3].hash}, not the expected {head.hash}: "
+        "rows after it were removed, rows were rewritten, or rows were appended since "
+        "(give the checkpoint's seq with --expect-head-file)"
+    )
+    assert _verify_fails("--expect-head-file", checkpoint) == (
+        f"the decision record has no row {head.id}, which the checkpoint names: it ends at "
+        f"row {chain[-3].id}; rows were removed"
+    )
+
+
+def test_a_rewritten_and_rehashed_tail_passes_alone_and_fails_against_the_checkpoint(
+    chain, tmp_path
+):
+    checkpoint = _checkpoint_file(tmp_path, chain[-1])
+    forged = {**chain[2].data, "decision": "allow"}
+    _tamper(
+        "UPDATE audit_auditevent SET data = %s::jsonb WHERE id = %s",
+        [json.dumps(forged), chain[2].id],
+    )
+    _rehash_from(chain[2].id)
+    assert verify_chain().intact  # the chain alone cannot tell
+    rewritten = AuditEvent.objects.get(id=chain[-1].id).hash
+
+    assert _verify_fails("--expect-head", chain[-1].hash).startswith(
+        f"the decision record's head is {rewritten}, not the expected {chain[-1].hash}"
+    )
+    assert _verify_fails("--expect-head-file", checkpoint) == (
+        f"row {chain[-1].id}'s hash is {rewritten}, not the checkpoint's {chain[-1].hash}: "
+        "the record was rewritten up to that row"
+    )
+
+
+def test_a_record_that_grew_since_the_checkpoint_extends_it(chain, gate, tmp_path):
+    checkpoint = _checkpoint_file(tmp_path, chain[-1])
+    gate(execution__thread_id="t-later")
+
+    output = _verify("--expect-head-file", checkpoint)
+
+    assert f"the record holds the checkpoint at row {chain[-1].id} and extends it\n" in output
+    assert f"head={AuditEvent.objects.last().hash}" in output
+    assert "appended since" in _verify_fails("--expect-head", chain[-1].hash)
+
+
+def test_the_current_head_matches_its_own_hash(chain):
+    output = _verify("--expect-head", chain[-1].hash)
+    assert "the head is the expected one\n" in output and f"head={chain[-1].hash}" in output
+
+
+def test_the_empty_record_holds_the_genesis_checkpoint(db, tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_text(f"seq=0 hash={GENESIS_HASH}")
+    assert "holds the checkpoint at row 0" in _verify("--expect-head-file", str(path))
+
+
+def test_a_checkpoint_beyond_the_range_checked_is_refused(chain, tmp_path):
+    checkpoint = _checkpoint_file(tmp_path, chain[-1])
+    with pytest.raises(CommandError, match=f"seq {chain[-1].id} is after --to-seq"):
+        call_command("verify_audit", "--to-seq", str(chain[1].id), "--expect-head-file", checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "holds no hash of 64 lowercase hex digits"),
+        ("seq=3 hash=abc", "holds no hash of 64 lowercase hex digits"),
+        (f"seq=-1 hash={'a' * 64}", "has a seq that is not a whole number"),
+        ('{"checkpoint": {"seq": "x"}}', "holds no hash"),
+        ("{not json", "is not valid JSON"),
+    ],
+)
+def test_an_unreadable_checkpoint_is_refused_clearly(db, tmp_path, content, message):
+    path = tmp_path / "checkpoint.txt"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=f"--expect-head-file {path} {message}"):
+        call_command("verify_audit", "--expect-head-file", str(path))
+
+
+def test_a_missing_checkpoint_file_is_refused_clearly(db, tmp_path):
+    with pytest.raises(CommandError, match="cannot be read"):
+        call_command("verify_audit", "--expect-head-file", str(tmp_path / "missing.txt"))
+
+
+def test_expect_head_takes_only_a_hash(db):
+    with pytest.raises(CommandError, match="--expect-head holds no hash"):
+        call_command("verify_audit", "--expect-head", "deadbeef")

@@ -130,17 +130,22 @@ class WebhookReceiver(_Recorder):
     """An orchestrator's webhook endpoint, as DESIGN section 6 tells receivers to behave.
 
     It verifies Gatekeeper-Signature against `secret`, refuses a timestamp more than 300 s
-    away, and processes each Gatekeeper-Delivery id once: a repeat is answered 200 (so the
+    away and a body whose signed `id` is not the Gatekeeper-Delivery header (a replay under a
+    new header), and processes each delivery id once: a repeat is answered 200 (so the
     sender stops retrying) but not processed, and is listed in `duplicates`. `items` holds
     the deliveries it accepted. With `hang_first`, it accepts the first delivery and then
     holds the connection open until `release` is set, as a receiver does when the sender
-    dies before reading the answer.
+    dies before reading the answer. With `answer` set to (status, headers, body), it answers
+    every request with that instead, unread. With `tls` (an ssl.SSLContext), it speaks HTTPS
+    and lists the server names clients asked for (SNI) in `server_names`.
     """
 
     MAX_SKEW = 300
 
-    def __init__(self):
+    def __init__(self, tls=None):
         super().__init__()
+        self.answer: tuple[int, dict, bytes] | None = None
+        self.server_names: list[str | None] = []
         self.secret = ""
         self.hang_first = False
         self.hanging = threading.Event()
@@ -150,7 +155,12 @@ class WebhookReceiver(_Recorder):
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_webhook_handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/gatekeeper"
+        self.port = self._server.server_address[1]
+        if tls is not None:
+            tls.sni_callback = lambda _socket, name, _context: self.server_names.append(name)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hooks/gatekeeper"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -177,7 +187,14 @@ class WebhookReceiver(_Recorder):
             self._seen.add(delivery)
             hang = not repeated and self.hang_first and not self.hanging.is_set()
         body = json.loads(raw)
-        record = {"delivery": delivery, "event": headers.get("Gatekeeper-Event"), "body": body}
+        if body.get("id") != delivery:
+            return self._refuse(delivery, 400, "delivery id not the one signed in the body")
+        record = {
+            "delivery": delivery,
+            "event": headers.get("Gatekeeper-Event"),
+            "host": headers.get("Host"),
+            "body": body,
+        }
         if repeated:
             self.duplicates.add(record)
             return 200, "duplicate"
@@ -198,6 +215,15 @@ def _make_webhook_handler(receiver: WebhookReceiver):
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if receiver.answer is not None:
+                receiver.add({"unread": True, "host": self.headers.get("Host")})
+                status, headers, answer = receiver.answer
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": str(len(answer))}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(answer)
+                return
             status, verdict = receiver.receive(self.headers, raw)
             if verdict == "hang":
                 receiver.hanging.set()

@@ -13,19 +13,27 @@ import pytest
 
 from approvals import webhooks
 
-BODY = json.dumps({"event": "approval.decided", "approval": {"id": "a1"}})
+BODY = webhooks.webhook_body("d1", "approval.decided", {"approval": {"id": "a1"}})
 
 
-def _post(receiver, *, delivery: str, secret: str = "s3cret", signed_at: int | None = None):
+def _post(
+    receiver,
+    *,
+    delivery: str,
+    secret: str = "s3cret",
+    signed_at: int | None = None,
+    body: str = BODY,
+    signature: str | None = None,
+):
     timestamp = int(time.time()) if signed_at is None else signed_at
     request = urllib.request.Request(
         receiver.url,
-        data=BODY.encode(),
+        data=body.encode(),
         method="POST",
         headers={
             "Gatekeeper-Event": "approval.decided",
             "Gatekeeper-Delivery": delivery,
-            "Gatekeeper-Signature": webhooks.signature(secret, timestamp, BODY),
+            "Gatekeeper-Signature": signature or webhooks.signature(secret, timestamp, body),
         },
     )
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -62,3 +70,33 @@ def test_a_repeated_delivery_id_is_acknowledged_but_not_processed_again(receiver
     assert _post(receiver, delivery="d1") == (200, "duplicate")
     assert [d["delivery"] for d in receiver.items] == ["d1"]
     assert [d["delivery"] for d in receiver.duplicates.items] == ["d1"]
+
+
+def test_the_signed_body_carries_the_delivery_id_first():
+    assert json.loads(BODY) == {"id": "d1", "event": "approval.decided", "approval": {"id": "a1"}}
+    assert BODY.startswith('{"id": "d1", ')
+
+
+def test_a_captured_delivery_replayed_under_a_new_delivery_id_is_refused(receiver):
+    """The id is inside the signature: a new Gatekeeper-Delivery header no longer matches it."""
+    signature = webhooks.signature("s3cret", int(time.time()), BODY)
+    assert _post(receiver, delivery="d1", signature=signature) == (200, "accepted")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(receiver, delivery="d1-replayed", signature=signature)
+    assert refused.value.code == 400
+    assert receiver.refused.items == [
+        {
+            "delivery": "d1-replayed",
+            "status": 400,
+            "reason": "delivery id not the one signed in the body",
+        }
+    ]
+    assert [d["delivery"] for d in receiver.items] == ["d1"]
+
+
+def test_a_body_rewritten_to_the_new_id_breaks_the_signature(receiver):
+    signature = webhooks.signature("s3cret", int(time.time()), BODY)
+    replayed = BODY.replace('"id": "d1"', '"id": "d2"')
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(receiver, delivery="d2", signature=signature, body=replayed)
+    assert refused.value.code == 401 and receiver.items == []

@@ -1,5 +1,6 @@
 """Configuration comes from the environment, and a bad value stops start-up naming it."""
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from gatekeeper.env import env_bool, env_int, env_list, parse_database_url
+from gatekeeper.env import env_bool, env_int, env_list, env_networks, parse_database_url
 
 BASE_ENV = {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/gatekeeper", "DEBUG": "true"}
 
@@ -62,6 +63,23 @@ def test_lists_are_comma_separated(monkeypatch):
     assert env_list("HOSTS") == ["a.example", "b.example"]
 
 
+def test_allowed_networks_are_cidr_networks_or_single_addresses(monkeypatch):
+    monkeypatch.setenv("NETS", " 10.20.0.0/16, fd00:20::/64 ,192.0.2.7 ")
+    assert env_networks("NETS") == [
+        ipaddress.ip_network("10.20.0.0/16"),
+        ipaddress.ip_network("fd00:20::/64"),
+        ipaddress.ip_network("192.0.2.7/32"),
+    ]
+    monkeypatch.setenv("NETS", "")
+    assert env_networks("NETS") == []
+
+
+def test_a_checkpoint_url_without_its_secret_stops_start_up():
+    result = start(GATEKEEPER_AUDIT_CHECKPOINT_URL="https://audit.example.com/checkpoints")
+    assert result.returncode != 0
+    assert "GATEKEEPER_AUDIT_CHECKPOINT_SECRET" in result.stderr.splitlines()[-1]
+
+
 def test_database_urls_become_django_settings():
     db = parse_database_url(
         "DATABASE_URL", "postgres://u:p%40ss@db.internal:6543/gk?sslmode=require"
@@ -104,6 +122,10 @@ def test_a_missing_secret_key_with_debug_off_refuses_to_start():
         ("GATEKEEPER_MAX_REQUEST_BYTES", "-5"),
         ("EMAIL_USE_TLS", "sometimes"),
         ("DATABASE_URL", "mysql://localhost/gk"),
+        ("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8,intranet"),
+        ("GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.1/8"),
+        ("GATEKEEPER_AUDIT_CHECKPOINT_URL", "ftp://audit.example.com/"),
+        ("GATEKEEPER_AUDIT_CHECKPOINT_SECONDS", "5"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value):

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from approvals.models import ServiceAccount
 from approvals.services.service_accounts import service_account_create
+from gatekeeper.outbound import url_problem
 
 # A hundred years: beyond that a date is surely a typo, and "never" is the default anyway.
 MAX_EXPIRY_DAYS = 36500
@@ -70,6 +71,9 @@ def _problems(name: str, callback_url: str) -> list[str]:
             URLValidator(schemes=["http", "https"])(callback_url)
         except ValidationError:
             problems.append(f"--callback-url {callback_url!r} must be an http or https URL")
+        else:
+            if (problem := url_problem(callback_url)) is not None:
+                problems.append(f"--callback-url {callback_url!r} {problem}")
         if len(callback_url) > max_url:
             problems.append(f"--callback-url must be at most {max_url} characters")
     if not problems and ServiceAccount.objects.filter(name=name).exists():
