@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import close_old_connections, connection
+from gatekeeper_client import GatekeeperClient
 
 from approvals.models import PausePacket
 from approvals.services.service_accounts import service_account_create
-from gatekeeper.client import GatekeeperClient
 
 CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-22T09:00:00Z"}]
 

@@ -5,10 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-
-from approvals.models import PausePacket
-from approvals.services.review import packet_approve, packet_reconcile, packet_reject
-from gatekeeper.client import (
+from gatekeeper_client import (
     Approval,
     Blocked,
     GateDecision,
@@ -16,6 +13,9 @@ from gatekeeper.client import (
     Skipped,
     StillWaiting,
 )
+
+from approvals.models import PausePacket
+from approvals.services.review import packet_approve, packet_reconcile, packet_reject
 from tests.client.conftest import Tool, next_packet, step
 
 
