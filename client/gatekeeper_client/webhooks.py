@@ -139,16 +139,23 @@ class SeenDeliveries:
     anyway. Past `max_size` the oldest ids are forgotten first. Safe to share between threads.
     """
 
-    def __init__(self, *, ttl: float = 2 * DEFAULT_TOLERANCE, max_size: int = 100_000):
+    def __init__(
+        self,
+        *,
+        ttl: float = 2 * DEFAULT_TOLERANCE,
+        max_size: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.ttl = ttl
         self.max_size = max_size
+        self._clock = clock
         self._ids: OrderedDict[str, float] = OrderedDict()  # id -> when first seen, oldest first
         self._lock = threading.Lock()
 
     def __call__(self, delivery_id: str) -> bool:
         """Record the id; True when it was already recorded (one atomic step)."""
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             self._forget_before(now - self.ttl)
             if delivery_id in self._ids:
                 return True
@@ -159,12 +166,12 @@ class SeenDeliveries:
 
     def __contains__(self, delivery_id: object) -> bool:
         with self._lock:
-            self._forget_before(time.monotonic() - self.ttl)
+            self._forget_before(self._clock() - self.ttl)
             return delivery_id in self._ids
 
     def __len__(self) -> int:
         with self._lock:
-            self._forget_before(time.monotonic() - self.ttl)
+            self._forget_before(self._clock() - self.ttl)
             return len(self._ids)
 
     def add(self, delivery_id: str) -> None:

@@ -1,7 +1,8 @@
 """The test receiver checks what DESIGN section 6 asks receivers to check, against our signer.
 
-The fault tests count on it: a delivery it accepted was signed with the account's secret, is
-fresh, and is the first with its id.
+It judges with the client's `verify_webhook`, so these are also that function's tests against
+what the server really sends. The fault tests count on it: a delivery it accepted was signed
+with the account's secret, is fresh, and is the first with its id.
 """
 
 import json
@@ -12,6 +13,10 @@ import urllib.request
 import pytest
 
 from approvals import webhooks
+from approvals.models import OutboxMessage
+from approvals.services import outbox
+from approvals.services.review import packet_approve
+from approvals.services.service_accounts import service_account_create
 
 BODY = json.dumps({"event": "approval.decided", "approval": {"id": "a1"}})
 
@@ -62,3 +67,16 @@ def test_a_repeated_delivery_id_is_acknowledged_but_not_processed_again(receiver
     assert _post(receiver, delivery="d1") == (200, "duplicate")
     assert [d["delivery"] for d in receiver.items] == ["d1"]
     assert [d["delivery"] for d in receiver.duplicates.items] == ["d1"]
+
+
+def test_a_decision_sent_from_the_outbox_is_accepted(receiver, packet_for, alice):
+    account, _token = service_account_create(name="hooked", callback_url=receiver.url)
+    receiver.secret = account.webhook_secret
+    packet = packet_for(account=account)
+    packet_approve(packet_id=packet.id, user=alice)
+    message = OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK, topic="approval.decided")
+    assert outbox.deliver(message.id) == "sent"
+    (hook,) = receiver.items
+    assert (hook["delivery"], hook["event"]) == (str(message.id), "approval.decided")
+    assert hook["body"]["approval"]["id"] == str(packet.id)
+    assert receiver.refused.items == []
