@@ -5,13 +5,16 @@ import http.server
 import json
 import threading
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from gatekeeper_client import GatekeeperClient
 
 from approvals.models import PausePacket
+from approvals.services.review import packet_approve
 from approvals.services.service_accounts import service_account_create
 
 CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-22T09:00:00Z"}]
@@ -97,6 +100,16 @@ def next_packet(thread_id: str, status: str = "pending", *, exclude=(), timeout=
             return packet
         time.sleep(0.05)
     raise AssertionError(f"no {status} packet of {thread_id} within {timeout} s")
+
+
+def stale_then_approve(thread_id: str, user) -> PausePacket:
+    """Let the step's pending packet go stale, then approve it: it goes to re_review."""
+    packet = next_packet(thread_id)
+    PausePacket.objects.filter(id=packet.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    packet_approve(packet_id=packet.id, user=user)
+    return packet
 
 
 class FlakyProxy:
