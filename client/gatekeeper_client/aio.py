@@ -21,7 +21,7 @@ except ImportError as missing:  # the core needs nothing; only this module needs
 
 from . import calls, steps
 from .base import ClientBase
-from .effects import Call, Flow, Send, Sleep, resume
+from .effects import Call, Flow, Send, Sleep, method_signature, resume
 from .errors import no_answer
 from .transport import answer, headers_for
 
@@ -38,6 +38,7 @@ def _awaited(
     async def method(self: AsyncGatekeeperClient, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._drive(flow(self, *args, **kwargs))
 
+    method.__signature__ = method_signature(flow)  # what help() shows: self, the result
     return method
 
 

@@ -14,7 +14,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import calls, steps
 from .base import ClientBase
-from .effects import Call, Flow, Send, Sleep, resume
+from .effects import Call, Flow, Send, Sleep, method_signature, resume
 from .errors import no_answer
 from .transport import answer, headers_for
 
@@ -31,6 +31,7 @@ def _blocking(
     def method(self: GatekeeperClient, *args: P.args, **kwargs: P.kwargs) -> T:
         return self._drive(flow(self, *args, **kwargs))
 
+    method.__signature__ = method_signature(flow)  # what help() shows: self, the result
     return method
 
 

@@ -9,6 +9,7 @@ of the logic, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
@@ -53,3 +54,16 @@ def resume(flow: Flow[T], result: Any = None, error: Exception | None = None) ->
         return False, (flow.send(result) if error is None else flow.throw(error))
     except StopIteration as done:
         return True, done.value
+
+
+def method_signature(flow: Callable[..., Any]) -> inspect.Signature:
+    """The signature of the client method that runs `flow`: `self` first, the flow's result."""
+    signature = inspect.signature(flow)
+    client, *rest = signature.parameters.values()
+    returns = signature.return_annotation
+    if isinstance(returns, str) and returns.startswith("Flow[") and returns.endswith("]"):
+        returns = returns[len("Flow[") : -1]
+    return signature.replace(
+        parameters=[client.replace(name="self", annotation=inspect.Parameter.empty), *rest],
+        return_annotation=returns,
+    )

@@ -270,6 +270,20 @@ def test_the_blocking_client_refuses_an_async_function(gk):
     assert isinstance(gk, GatekeeperClient) and not GateCheck.objects.exists()
 
 
+def test_both_clients_have_the_same_methods_with_the_same_signatures():
+    api = ["check", "approval", "wait", "refresh", "record_outcome", "change_owner", "execution"]
+    for name in [*api, "run_step", "gated"]:
+        blocking = getattr(GatekeeperClient, name)
+        awaited = getattr(AsyncGatekeeperClient, name)
+        assert inspect.signature(blocking) == inspect.signature(awaited), name
+        assert inspect.iscoroutinefunction(awaited) == (name != "gated"), name
+        assert not inspect.iscoroutinefunction(blocking) and blocking.__doc__ == awaited.__doc__
+    # help() shows the method, not the flow behind it.
+    assert str(inspect.signature(GatekeeperClient.approval)) == (
+        "(self, approval_id: 'str', *, wait: 'int' = 0) -> 'Approval'"
+    )
+
+
 def _async(fn):
     """`fn` as an async function, to show the client awaits the caller's hooks."""
 
