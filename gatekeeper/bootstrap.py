@@ -103,7 +103,7 @@ def ensure_venv():
     sys.stderr.write("Installing Gatekeeper and its dependencies into .venv ...\n")
     pip = [VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(pip + ["--upgrade", "pip"], check=True)
-    editables = ["--editable", BASE_DIR + "[dev]", "--editable", CLIENT_DIR + "[async]"]
+    editables = ["--editable", BASE_DIR + "[dev]", "--editable", CLIENT_DIR + "[all]"]
     subprocess.run(pip + editables, check=True)
     with open(stamp_file, "w") as handle:
         handle.write(stamp)
