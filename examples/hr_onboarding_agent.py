@@ -15,8 +15,8 @@ With the demo's policies (`python3 manage.py demo` starts this agent beside the 
                                                  is fresh for 10 minutes, then re-read
 
 The tools are simulated: they print what a real directory, IAM system and mailer would do.
-Only the client is real, and it is all the agent needs: `gatekeeper/client.py` is one
-standard-library file.
+Only the client is real, and it is all the agent needs: `gatekeeper_client` (`client/` in this
+repository, `pip install ./client`), standard library only.
 """
 
 import argparse
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 try:
-    from gatekeeper.client import (
+    from gatekeeper_client import (
         Approval,
         Blocked,
         GateDecision,
@@ -38,9 +38,9 @@ try:
         Skipped,
         Unauthorized,
     )
-except ImportError:  # run from a checkout without installing: the client is one file
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from gatekeeper.client import (
+except ImportError:  # run from a checkout without installing: the client is beside us
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "client"))
+    from gatekeeper_client import (
         Approval,
         Blocked,
         GateDecision,

@@ -1,10 +1,11 @@
 """Self-installation for `python3 manage.py ...`, run before Django is imported.
 
 Any python3 may start manage.py (this machine's default is 3.11). This module finds a Python
->= 3.12, makes `.venv` with it, installs the project there when pyproject.toml changed, and
-re-runs manage.py inside it. It also runs the test suite (`manage.py test`), choosing the
-database before Django reads its settings. Keep it importable by old Pythons: plain syntax and
-the standard library only.
+>= 3.12, makes `.venv` with it, installs the project there with the client distribution in
+`client/` (so tests, examples and the demo's agent use `gatekeeper_client` as an agent does)
+when either pyproject.toml changed, and re-runs manage.py inside it. It also runs the test
+suite (`manage.py test`), choosing the database before Django reads its settings.
+Keep it importable by old Pythons: plain syntax and the standard library only.
 """
 
 import glob
@@ -21,6 +22,7 @@ import time
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_DIR = os.path.join(BASE_DIR, ".venv")
 VENV_PYTHON = os.path.join(VENV_DIR, "bin", "python")
+CLIENT_DIR = os.path.join(BASE_DIR, "client")
 MINIMUM = (3, 12)
 
 
@@ -78,8 +80,11 @@ def find_python():
 
 
 def _requirements_stamp():
-    with open(os.path.join(BASE_DIR, "pyproject.toml"), "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    digest = hashlib.sha256()
+    for folder in (BASE_DIR, CLIENT_DIR):
+        with open(os.path.join(folder, "pyproject.toml"), "rb") as handle:
+            digest.update(handle.read())
+    return digest.hexdigest()
 
 
 def _inside_venv():
@@ -101,7 +106,8 @@ def ensure_venv():
     sys.stderr.write("Installing Gatekeeper and its dependencies into .venv ...\n")
     pip = [VENV_PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run(pip + ["--upgrade", "pip"], check=True)
-    subprocess.run(pip + ["--editable", BASE_DIR + "[dev]"], check=True)
+    editables = ["--editable", BASE_DIR + "[dev]", "--editable", CLIENT_DIR + "[all]"]
+    subprocess.run(pip + editables, check=True)
     with open(stamp_file, "w") as handle:
         handle.write(stamp)
 

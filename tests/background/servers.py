@@ -6,14 +6,19 @@ an email or a webhook that a Celery worker (another process) sent over a real so
 
 import email
 import email.policy
-import hashlib
-import hmac
 import json
 import socketserver
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from gatekeeper_client import (
+    InvalidSignature,
+    RepeatedDelivery,
+    SeenDeliveries,
+    WebhookRefused,
+    verify_webhook,
+)
 
 
 class _Recorder:
@@ -120,27 +125,19 @@ class SmtpSink(_Recorder):
         self._server.server_close()
 
 
-def parse_signature(header: str) -> tuple[int, str]:
-    """`t=<unix>,v1=<hex>` -> (t, hex); ValueError when it is not that."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    return int(fields["t"]), fields["v1"]
-
-
 class WebhookReceiver(_Recorder):
     """An orchestrator's webhook endpoint, as DESIGN section 6 tells receivers to behave.
 
-    It verifies Gatekeeper-Signature against `secret`, refuses a timestamp more than 300 s
-    away and a body whose signed `id` is not the Gatekeeper-Delivery header (a replay under a
-    new header), and processes each delivery id once: a repeat is answered 200 (so the
-    sender stops retrying) but not processed, and is listed in `duplicates`. `items` holds
-    the deliveries it accepted. With `hang_first`, it accepts the first delivery and then
-    holds the connection open until `release` is set, as a receiver does when the sender
-    dies before reading the answer. With `answer` set to (status, headers, body), it answers
-    every request with that instead, unread. With `tls` (an ssl.SSLContext), it speaks HTTPS
-    and lists the server names clients asked for (SNI) in `server_names`.
+    It judges each delivery with the client's `verify_webhook`: the signature made with
+    `secret`, a timestamp at most 300 s away, the body's id that of Gatekeeper-Delivery, and
+    each delivery id processed once: a repeat is answered 200 (so the sender stops retrying)
+    but not processed, and is listed in `duplicates`. `items` holds the deliveries it
+    accepted. With `hang_first`, it accepts the first delivery and then holds the connection
+    open until `release` is set, as a receiver does when the sender dies before reading the
+    answer. With `answer` set to (status, headers, body), it answers every request with that
+    instead, unread. With `tls` (an ssl.SSLContext), it speaks HTTPS and lists the server names
+    clients asked for (SNI) in `server_names`.
     """
-
-    MAX_SKEW = 300
 
     def __init__(self, tls=None):
         super().__init__()
@@ -152,7 +149,8 @@ class WebhookReceiver(_Recorder):
         self.release = threading.Event()
         self.duplicates = _Recorder()
         self.refused = _Recorder()
-        self._seen: set[str] = set()
+        self._seen = SeenDeliveries()
+        self._hung = False  # the first accepted delivery hangs, when hang_first
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_webhook_handler(self))
         self.port = self._server.server_address[1]
@@ -170,36 +168,28 @@ class WebhookReceiver(_Recorder):
         """Judge one POST; returns (status, verdict)."""
         delivery = headers.get("Gatekeeper-Delivery", "")
         try:
-            timestamp, given = parse_signature(headers.get("Gatekeeper-Signature", ""))
-        except (KeyError, ValueError):
-            return self._refuse(delivery, 401, "no signature")
-        if abs(time.time() - timestamp) > self.MAX_SKEW:
-            return self._refuse(delivery, 400, "timestamp too far from now")
-        expected = hmac.new(
-            self.secret.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256
-        ).hexdigest()
-        if not hmac.compare_digest(expected, given):
-            return self._refuse(delivery, 401, "bad signature")
-        if not delivery:
-            return self._refuse(delivery, 400, "no delivery id")
+            body = verify_webhook(self.secret, headers, raw, seen=self._seen)
+        except RepeatedDelivery as repeated:
+            self.duplicates.add(self._record(delivery, headers, repeated.event))
+            return 200, "duplicate"
+        except InvalidSignature as refused:
+            return self._refuse(delivery, 401, str(refused))
+        except WebhookRefused as refused:
+            return self._refuse(delivery, 400, str(refused))
         with self._lock:
-            repeated = delivery in self._seen
-            self._seen.add(delivery)
-            hang = not repeated and self.hang_first and not self.hanging.is_set()
-        body = json.loads(raw)
-        if body.get("id") != delivery:
-            return self._refuse(delivery, 400, "delivery id not the one signed in the body")
-        record = {
+            hang = self.hang_first and not self._hung
+            self._hung = self._hung or hang
+        self.add(self._record(delivery, headers, body))
+        return 200, "hang" if hang else "accepted"
+
+    @staticmethod
+    def _record(delivery: str, headers, body: dict) -> dict:
+        return {
             "delivery": delivery,
             "event": headers.get("Gatekeeper-Event"),
             "host": headers.get("Host"),
             "body": body,
         }
-        if repeated:
-            self.duplicates.add(record)
-            return 200, "duplicate"
-        self.add(record)
-        return 200, "hang" if hang else "accepted"
 
     def _refuse(self, delivery: str, status: int, reason: str) -> tuple[int, str]:
         self.refused.add({"delivery": delivery, "status": status, "reason": reason})

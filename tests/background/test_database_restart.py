@@ -3,7 +3,7 @@
 Gatekeeper keeps connections for DATABASE_CONN_MAX_AGE seconds and, by default, does not spend
 a round trip on every request to check them first (DATABASE_CONN_HEALTH_CHECKS, off): the
 first request on a cut connection gets the API's retryable 503, never a wrong answer or a
-half-written decision, and the node reconnects for the next one (gatekeeper/client.py retries
+half-written decision, and the node reconnects for the next one (gatekeeper_client retries
 503). With health checks on, the node reconnects before the request instead.
 """
 

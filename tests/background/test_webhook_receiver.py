@@ -1,7 +1,8 @@
 """The test receiver checks what DESIGN section 6 asks receivers to check, against our signer.
 
-The fault tests count on it: a delivery it accepted was signed with the account's secret, is
-fresh, and is the first with its id.
+It judges with the client's `verify_webhook`, so these are also that function's tests against
+what the server really sends. The fault tests count on it: a delivery it accepted was signed
+with the account's secret, is fresh, and is the first with its id.
 """
 
 import json
@@ -12,6 +13,10 @@ import urllib.request
 import pytest
 
 from approvals import webhooks
+from approvals.models import OutboxMessage
+from approvals.services import outbox
+from approvals.services.review import packet_approve
+from approvals.services.service_accounts import service_account_create
 
 BODY = webhooks.webhook_body("d1", "approval.decided", {"approval": {"id": "a1"}})
 
@@ -88,7 +93,7 @@ def test_a_captured_delivery_replayed_under_a_new_delivery_id_is_refused(receive
         {
             "delivery": "d1-replayed",
             "status": 400,
-            "reason": "delivery id not the one signed in the body",
+            "reason": "the body's id is not the Gatekeeper-Delivery header's",
         }
     ]
     assert [d["delivery"] for d in receiver.items] == ["d1"]
@@ -100,3 +105,16 @@ def test_a_body_rewritten_to_the_new_id_breaks_the_signature(receiver):
     with pytest.raises(urllib.error.HTTPError) as refused:
         _post(receiver, delivery="d2", signature=signature, body=replayed)
     assert refused.value.code == 401 and receiver.items == []
+
+
+def test_a_decision_sent_from_the_outbox_is_accepted(receiver, packet_for, alice):
+    account, _token = service_account_create(name="hooked", callback_url=receiver.url)
+    receiver.secret = account.webhook_secret
+    packet = packet_for(account=account)
+    packet_approve(packet_id=packet.id, user=alice)
+    message = OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK, topic="approval.decided")
+    assert outbox.deliver(message.id) == "sent"
+    (hook,) = receiver.items
+    assert (hook["delivery"], hook["event"]) == (str(message.id), "approval.decided")
+    assert hook["body"]["approval"]["id"] == str(packet.id)
+    assert receiver.refused.items == []

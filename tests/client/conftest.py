@@ -1,19 +1,30 @@
 """The client against a live server: real HTTP, real transactions, reviewers in other threads."""
 
+import glob
 import http.client
 import http.server
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
+from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from django.db import close_old_connections, connection
+from django.utils import timezone
+from gatekeeper_client import GatekeeperClient
 
 from approvals.models import PausePacket
+from approvals.services.review import packet_approve
 from approvals.services.service_accounts import service_account_create
-from gatekeeper.client import GatekeeperClient
+from gatekeeper.bootstrap import _version_of
 
+CLIENT = Path(__file__).resolve().parents[2] / "client"
 CONTEXT = [{"name": "employee_record", "value": {"id": 7}, "observed_at": "2026-11-22T09:00:00Z"}]
 
 
@@ -97,6 +108,16 @@ def next_packet(thread_id: str, status: str = "pending", *, exclude=(), timeout=
             return packet
         time.sleep(0.05)
     raise AssertionError(f"no {status} packet of {thread_id} within {timeout} s")
+
+
+def stale_then_approve(thread_id: str, user) -> PausePacket:
+    """Let the step's pending packet go stale, then approve it: it goes to re_review."""
+    packet = next_packet(thread_id)
+    PausePacket.objects.filter(id=packet.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    packet_approve(packet_id=packet.id, user=user)
+    return packet
 
 
 class FlakyProxy:
@@ -183,3 +204,51 @@ def flaky_proxy(live_server):
     yield make
     for proxy in proxies:
         proxy.close()
+
+
+def _oldest_supported_python() -> str:
+    pyenv = os.path.expanduser("~/.pyenv/versions/3.10.*/bin/python3")
+    found = [shutil.which("python3.10"), *sorted(glob.glob(pyenv))]
+    # A pyenv shim is found even when it cannot run that version: ask each.
+    runs = (python for python in found if python and _version_of(python) == (3, 10))
+    return next(runs, sys.executable)
+
+
+@pytest.fixture(scope="session")
+def agent_python(tmp_path_factory) -> Path:
+    """An agent's own python: client/, copied out of the repository so that nothing of the
+    server is within reach, installed into an empty virtualenv (not even pip) of the oldest
+    Python the client supports (3.10) when this machine has one."""
+    root = tmp_path_factory.mktemp("agent")
+    source = shutil.copytree(
+        CLIENT, root / "client", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    venv = root / "venv"
+    subprocess.run([_oldest_supported_python(), "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "--quiet"]
+        + ["--disable-pip-version-check", source],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    return python
+
+
+def run_as_agent(python: Path, code: str, **env: str) -> str:
+    """Run `code` with the agent's python; its stdout, stripped. It must exit 0."""
+    # -I: no PYTHONPATH, no user site, not the working directory: only what the venv holds.
+    result = subprocess.run(
+        [python, "-I", "-c", code],
+        cwd=python.parent,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()

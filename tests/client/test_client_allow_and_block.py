@@ -1,9 +1,9 @@
 """Steps the gate decides alone: allow runs the tool and records its outcome; block raises."""
 
 import pytest
+from gatekeeper_client import Blocked, GateDecision, OutcomeUnknown
 
 from approvals.models import GateCheck, StepOutcome
-from gatekeeper.client import Blocked, GateDecision, OutcomeUnknown
 from tests.client.conftest import Tool, step
 
 

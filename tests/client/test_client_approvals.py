@@ -1,14 +1,9 @@
 """Steps that wait for reviewers: long-poll, edit, reject, re-review, reconcile, owner change."""
 
 import time
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
-
-from approvals.models import PausePacket
-from approvals.services.review import packet_approve, packet_reconcile, packet_reject
-from gatekeeper.client import (
+from gatekeeper_client import (
     Approval,
     Blocked,
     GateDecision,
@@ -16,7 +11,9 @@ from gatekeeper.client import (
     Skipped,
     StillWaiting,
 )
-from tests.client.conftest import Tool, next_packet, step
+
+from approvals.services.review import packet_approve, packet_reconcile, packet_reject
+from tests.client.conftest import Tool, next_packet, stale_then_approve, step
 
 
 def _statuses(updates) -> list[str]:
@@ -67,20 +64,11 @@ def test_a_rejected_step_raises_blocked_with_the_reviewers_reason(gk, bob, in_ba
     assert blocked.value.approval.status == "rejected"
 
 
-def _stale_then_approve(thread_id, user):
-    packet = next_packet(thread_id)
-    PausePacket.objects.filter(id=packet.id).update(
-        fresh_until=timezone.now() - timedelta(seconds=1)
-    )
-    packet_approve(packet_id=packet.id, user=user)
-    return packet
-
-
 def test_a_stale_approval_is_refreshed_with_new_context_and_waited_on_again(
     gk, alice, in_background
 ):
     def review():
-        stale = _stale_then_approve("onboard-42", alice)
+        stale = stale_then_approve("onboard-42", alice)
         packet_approve(packet_id=next_packet("onboard-42", exclude=[stale.id]).id, user=alice)
 
     reads = []
@@ -103,7 +91,7 @@ def test_a_stale_approval_is_refreshed_with_new_context_and_waited_on_again(
 
 
 def test_a_stale_approval_without_a_way_to_refresh_it_needs_fresh_context(gk, alice, in_background):
-    in_background(lambda: _stale_then_approve("onboard-42", alice))
+    in_background(lambda: stale_then_approve("onboard-42", alice))
     with pytest.raises(NeedsFreshContext) as error:
         gk.run_step(Tool(), {"user": "jdoe"}, **step())
     assert error.value.approval.status == "re_review"

@@ -3,9 +3,9 @@
 import socket
 
 import pytest
+from gatekeeper_client import GatekeeperClient, Unavailable
 
 from approvals.models import GateCheck
-from gatekeeper.client import GatekeeperClient, Unavailable
 
 GATE = ("onboard-42", "hr-onboarding", 2, "set_privileges", "iam.grant", {"user": "jdoe"})
 

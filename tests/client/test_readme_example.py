@@ -1,10 +1,13 @@
-"""The README's "Gate your agent in 10 lines" runs as printed, against a live server."""
+"""The README's "Gate your agent in 10 lines" runs as printed, against a live server.
+
+It runs where an agent runs: a python with only `gatekeeper_client` installed, no Django.
+"""
 
 import re
 from pathlib import Path
 
 from approvals.services.review import packet_approve
-from tests.client.conftest import next_packet
+from tests.client.conftest import next_packet, run_as_agent
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -18,10 +21,13 @@ def _ten_lines() -> str:
 
 
 def test_the_readme_example_waits_for_approval_and_then_runs(
-    live_server, gk_account, alice, monkeypatch, capsys, in_background
+    agent_python, live_server, gk_account, alice, in_background
 ):
-    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
-    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
     in_background(lambda: packet_approve(packet_id=next_packet("onboard-77").id, user=alice))
-    exec(compile(_ten_lines(), str(README), "exec"), {"__name__": "readme"})
-    assert capsys.readouterr().out == "granting admin to jdoe\n"
+    out = run_as_agent(
+        agent_python,
+        _ten_lines(),
+        GATEKEEPER_URL=live_server.url,
+        GATEKEEPER_TOKEN=gk_account[1],
+    )
+    assert out == "granting admin to jdoe"
