@@ -4,10 +4,10 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from gatekeeper.env import (
+    ConfigurationError,
     env_bool,
     env_choice,
     env_int,
@@ -23,7 +23,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        raise ConfigurationError(
+            "SECRET_KEY is required when DEBUG is off; for development set DEBUG=true"
+        )
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
@@ -125,7 +127,7 @@ LOGIN_REDIRECT_URL = "/"
 _proxy_ssl_header = env_str("GATEKEEPER_PROXY_SSL_HEADER")
 if _proxy_ssl_header is not None:
     if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
-        raise ImproperlyConfigured(
+        raise ConfigurationError(
             f"GATEKEEPER_PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, "
             f"not {_proxy_ssl_header!r}"
         )
@@ -171,7 +173,7 @@ GATEKEEPER_LOGIN_LOCKOUT_SECONDS = env_int("GATEKEEPER_LOGIN_LOCKOUT_SECONDS", 3
 # limit x (3600 // L + 1): never let that pass 100 guesses at one account.
 _worst_hour = GATEKEEPER_LOGIN_FAILURE_LIMIT * (3600 // GATEKEEPER_LOGIN_LOCKOUT_SECONDS + 1)
 if _worst_hour > 100:
-    raise ImproperlyConfigured(
+    raise ConfigurationError(
         "GATEKEEPER_LOGIN_FAILURE_LIMIT and GATEKEEPER_LOGIN_LOCKOUT_SECONDS would allow "
         f"{_worst_hour} failed logins per account per hour; at most 100 are allowed"
     )
@@ -284,7 +286,7 @@ GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120
 # The endpoint needs no session, so a guessable token would publish the figures to anyone.
 GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")
 if GATEKEEPER_METRICS_TOKEN is not None and len(GATEKEEPER_METRICS_TOKEN) < 16:
-    raise ImproperlyConfigured("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
+    raise ConfigurationError("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
 
 LOGGING = {
     "version": 1,
