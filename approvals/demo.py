@@ -433,17 +433,26 @@ def _grant(agent: _Agent, thread: str, number: int, name: str, args: dict, score
     )
 
 
+def _account_made(
+    agent: _Agent, thread: str, number: int, hire: tuple[str, str], reviewer: str, **delay
+) -> Steps:
+    """Steps 0 and 1 of an onboarding: the HR record read; the account asked for, approved after
+    `delay`, and made."""
+    name, username = hire
+    yield from _onboarding_start(agent, thread, number)
+    yield agent.later(minutes=1)
+    created = agent.packet(_create_account(agent, thread, number, name, username))
+    yield agent.later(**delay)
+    agent.approve(created, reviewer, "Matches the HR record.")
+    yield agent.later(minutes=1)
+    agent.outcome(thread, 1, "landed", account_id=f"u-{87370 + number}")
+
+
 @_scenario("onboard-1042")
 def _onboarding_waiting_for_second_approval(agent: _Agent) -> Steps:
     thread = "onboard-1042"
     yield agent.before_present(minutes=50)
-    yield from _onboarding_start(agent, thread, 1042)
-    yield agent.later(minutes=1)
-    created = agent.packet(_create_account(agent, thread, 1042, "Jane Doe", "jdoe"))
-    yield agent.later(minutes=14)
-    agent.approve(created, "alice", "Matches the HR record.")
-    yield agent.later(minutes=1)
-    agent.outcome(thread, 1, "landed", account_id="u-88412")
+    yield from _account_made(agent, thread, 1042, ("Jane Doe", "jdoe"), "alice", minutes=14)
     yield agent.later(minutes=2)
     privileges = agent.packet(
         agent.gate(
@@ -515,13 +524,7 @@ def _nested_sub_agent(agent: _Agent) -> Steps:
 def _onboarding_edited_approved_then_email(agent: _Agent) -> Steps:
     thread = "onboard-1043"
     yield agent.before_present(minutes=80)
-    yield from _onboarding_start(agent, thread, 1043)
-    yield agent.later(minutes=1)
-    created = agent.packet(_create_account(agent, thread, 1043, "Sam Lee", "slee"))
-    yield agent.later(minutes=30)
-    agent.approve(created, "bob")
-    yield agent.later(minutes=1)
-    agent.outcome(thread, 1, "landed", account_id="u-88413")
+    yield from _account_made(agent, thread, 1043, ("Sam Lee", "slee"), "bob", minutes=30)
     yield agent.later(minutes=1)
     grant = agent.packet(
         _grant(agent, thread, 1043, "Sam Lee", {"user": "slee", "role": "payroll-admin"}, 0.6)
@@ -578,13 +581,7 @@ def _onboarding_stale(agent: _Agent) -> Steps:
 def _onboarding_rejected(agent: _Agent) -> Steps:
     thread = "onboard-1045"
     yield agent.before_present(hours=5)
-    yield from _onboarding_start(agent, thread, 1045)
-    yield agent.later(minutes=1)
-    created = agent.packet(_create_account(agent, thread, 1045, "Tom Berg", "tberg"))
-    yield agent.later(minutes=40)
-    agent.approve(created, "alice")
-    yield agent.later(minutes=1)
-    agent.outcome(thread, 1, "landed", account_id="u-88415")
+    yield from _account_made(agent, thread, 1045, ("Tom Berg", "tberg"), "alice", minutes=40)
     yield agent.later(minutes=1)
     grant = agent.packet(
         _grant(agent, thread, 1045, "Tom Berg", {"user": "tberg", "role": "domain-admin"}, 0.95)
@@ -987,7 +984,7 @@ def _onboarding(agent: _Agent, thread: str, number: int, rng: random.Random) -> 
     employee = lambda: [_employee(agent, number, name)]  # noqa: E731
     yield from _decide(agent, created, reviewers[:1], employee, rng)
     yield agent.later(minutes=1)
-    agent.outcome(thread, 1, "landed", account_id=f"u-{87000 + number}")
+    agent.outcome(thread, 1, "landed", account_id=f"u-{87370 + number}")
     yield agent.later(minutes=rng.randint(1, 5))
     role = rng.choice(["developer", "developer", "support-agent", "admin"])
     grant = agent.packet(_grant(agent, thread, number, name, {"user": username, "role": role}, 0.5))
