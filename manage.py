@@ -10,7 +10,9 @@ def main():
     from gatekeeper.bootstrap import main as bootstrap
 
     bootstrap(sys.argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
+    from gatekeeper.startup import start
+
+    start(create_local_env=True)  # a fresh clone becomes a development machine here
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -1,6 +1,6 @@
-import os
+from gatekeeper.startup import start
 
-from django.core.asgi import get_asgi_application
+start()
+from django.core.asgi import get_asgi_application  # noqa: E402 (the settings come first)
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
 application = get_asgi_application()

@@ -1,6 +1,6 @@
 """Strict parsers for configuration taken from the environment.
 
-Every parser treats an empty value as unset and raises ImproperlyConfigured, naming the
+Every parser treats an empty value as unset and raises ConfigurationError, naming the
 variable, for anything it cannot read: a typo in production must stop start-up, not be ignored.
 """
 
@@ -9,6 +9,11 @@ import os
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+class ConfigurationError(ImproperlyConfigured):
+    """A setting the environment got wrong; its message names the variable, in one line."""
+
 
 _TRUE = {"1", "true", "yes"}
 _FALSE = {"0", "false", "no"}
@@ -33,7 +38,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be one of 1 0 true false yes no, not {value!r}")
+    raise ConfigurationError(f"{name} must be one of 1 0 true false yes no, not {value!r}")
 
 
 def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -43,10 +48,10 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
     try:
         number = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+        raise ConfigurationError(f"{name} must be a whole number, not {value!r}") from None
     if number < minimum or (maximum is not None and number > maximum):
         upper = "" if maximum is None else f" and at most {maximum}"
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}{upper}, not {number}")
+        raise ConfigurationError(f"{name} must be at least {minimum}{upper}, not {number}")
     return number
 
 
@@ -65,7 +70,7 @@ def env_networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
         try:
             networks.append(ipaddress.ip_network(item, strict=True))
         except ValueError as error:
-            raise ImproperlyConfigured(
+            raise ConfigurationError(
                 f"{name} must be comma-separated networks such as 10.0.0.0/8, not {item!r} "
                 f"({error})"
             ) from None
@@ -83,7 +88,7 @@ def env_url(name: str) -> str | None:
     except ValueError:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ImproperlyConfigured(f"{name} must be an http or https URL, not {value!r}")
+        raise ConfigurationError(f"{name} must be an http or https URL, not {value!r}")
     return value
 
 
@@ -92,7 +97,7 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value is None:
         return default
     if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
 
 
@@ -103,17 +108,17 @@ def parse_database_url(name: str, url: str) -> dict:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured(
+        raise ConfigurationError(
             f"{name} must be a postgres:// URL; PostgreSQL is the only database"
         )
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     db_name = unquote(parts.path.lstrip("/"))
     if not db_name:
-        raise ImproperlyConfigured(f"{name} must name a database, as in postgres://host/gatekeeper")
+        raise ConfigurationError(f"{name} must name a database, as in postgres://host/gatekeeper")
     try:
         port = parts.port
     except ValueError:
-        raise ImproperlyConfigured(f"{name} has a port that is not a number") from None
+        raise ConfigurationError(f"{name} has a port that is not a number") from None
     host = query.pop("host", None) or parts.hostname or ""
     return {
         "ENGINE": "django.db.backends.postgresql",

@@ -3,10 +3,10 @@
 import re
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from gatekeeper.env import (
+    ConfigurationError,
     env_bool,
     env_choice,
     env_int,
@@ -24,7 +24,9 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        raise ConfigurationError(
+            "SECRET_KEY is required when DEBUG is off; for development set DEBUG=true"
+        )
     SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
@@ -126,7 +128,7 @@ LOGIN_REDIRECT_URL = "/"
 _proxy_ssl_header = env_str("GATEKEEPER_PROXY_SSL_HEADER")
 if _proxy_ssl_header is not None:
     if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
-        raise ImproperlyConfigured(
+        raise ConfigurationError(
             f"GATEKEEPER_PROXY_SSL_HEADER must be a header name such as X-Forwarded-Proto, "
             f"not {_proxy_ssl_header!r}"
         )
@@ -177,7 +179,7 @@ GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS = env_int(
     "GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS", 900, minimum=60
 )
 if GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT < GATEKEEPER_LOGIN_FAILURE_LIMIT:
-    raise ImproperlyConfigured(
+    raise ConfigurationError(
         "GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT must be at least GATEKEEPER_LOGIN_FAILURE_LIMIT "
         f"({GATEKEEPER_LOGIN_FAILURE_LIMIT}), not {GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT}"
     )
@@ -187,7 +189,7 @@ _worst_hour = GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT * (
     3600 // GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS + 1
 )
 if _worst_hour > 100:
-    raise ImproperlyConfigured(
+    raise ConfigurationError(
         "GATEKEEPER_LOGIN_CEILING_FAILURE_LIMIT and GATEKEEPER_LOGIN_CEILING_LOCKOUT_SECONDS would "
         f"allow {_worst_hour} failed logins per account per hour; at most 100 are allowed"
     )
@@ -246,7 +248,7 @@ GATEKEEPER_AUDIT_CHECKPOINT_SECONDS = env_int(
 GATEKEEPER_AUDIT_CHECKPOINT_URL = env_url("GATEKEEPER_AUDIT_CHECKPOINT_URL")
 GATEKEEPER_AUDIT_CHECKPOINT_SECRET = env_str("GATEKEEPER_AUDIT_CHECKPOINT_SECRET")
 if GATEKEEPER_AUDIT_CHECKPOINT_URL and len(GATEKEEPER_AUDIT_CHECKPOINT_SECRET or "") < 16:
-    raise ImproperlyConfigured(
+    raise ConfigurationError(
         "GATEKEEPER_AUDIT_CHECKPOINT_SECRET must be set, at least 16 characters long, "
         "when GATEKEEPER_AUDIT_CHECKPOINT_URL is"
     )
@@ -321,7 +323,7 @@ GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120
 # The endpoint needs no session, so a guessable token would publish the figures to anyone.
 GATEKEEPER_METRICS_TOKEN = env_str("GATEKEEPER_METRICS_TOKEN")
 if GATEKEEPER_METRICS_TOKEN is not None and len(GATEKEEPER_METRICS_TOKEN) < 16:
-    raise ImproperlyConfigured("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
+    raise ConfigurationError("GATEKEEPER_METRICS_TOKEN must be at least 16 characters long")
 
 # Callback URLs may resolve to internal addresses only in these networks (DESIGN section 6;
 # gatekeeper.outbound), e.g. a receiver on the private network: 10.1.2.0/24,fd00:1::/64.

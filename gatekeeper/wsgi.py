@@ -1,9 +1,10 @@
 import gc
-import os
 
-from django.core.wsgi import get_wsgi_application
+from gatekeeper.startup import start
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
+start()
+from django.core.wsgi import get_wsgi_application  # noqa: E402 (the settings come first)
+
 application = get_wsgi_application()
 
 # Everything loaded so far (Django, the apps, their modules) lives as long as the process: move

@@ -1,5 +1,6 @@
 import copy
 import itertools
+import os
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -9,6 +10,10 @@ from approvals.gate_request import parse_gate_request
 from approvals.models import ServiceAccount
 from approvals.services.gate import gate_check
 from approvals.services.service_accounts import service_account_create
+
+# Every process a test starts (manage.py, Celery, gunicorn) inherits this: a developer's own
+# .data/local.env must not reach them (gatekeeper.local_env). Tests of that file unset it.
+os.environ["GATEKEEPER_LOCAL_ENV"] = "false"
 
 
 @pytest.fixture(scope="session", autouse=True)

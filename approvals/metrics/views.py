@@ -11,14 +11,21 @@ from django.views.decorators.http import require_GET
 
 from approvals.dashboard import packets_visible_to
 from approvals.metrics import charts, exposition, queries
+from approvals.models import PausePacket
+from audit.selectors.access import can_browse
 
 
 @require_GET
 @login_required
 def sla(request):
     days, days_error = queries.parse_days(request.GET.get("days"))
-    report = queries.sla_report(packets_visible_to(request.user), days=days)
+    # Whoever may read the whole decision record sees the whole organisation's figures.
+    whole_organisation = can_browse(request.user)
+    packets = PausePacket.objects.all() if whole_organisation else packets_visible_to(request.user)
+    report = queries.sla_report(packets, days=days)
     context = {
+        "whole_organisation": whole_organisation,
+        "scope_suffix": "" if whole_organisation else " you may view",
         "report": report,
         "days_error": days_error,
         "max_days": queries.MAX_DAYS,

@@ -394,3 +394,12 @@ def _children_of(parent: int) -> dict[int, str]:
         if int(fields[1]) == parent and fields[0] != "Z":
             children[int(stat.parent.name)] = command
     return children
+
+
+def test_the_example_agent_gets_its_token_and_not_the_server_s_secret_key():
+    _argv, env = demo_command.agent_command(
+        "http://127.0.0.1:8000", "gk_t", {"SECRET_KEY": "k", "PATH": "/b"}
+    )
+
+    assert env["GATEKEEPER_TOKEN"] == "gk_t" and env["PATH"] == "/b"
+    assert "SECRET_KEY" not in env

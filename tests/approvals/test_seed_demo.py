@@ -1,11 +1,23 @@
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from django.db.models import F, Max, Min
 from django.utils import timezone
 
-from approvals.demo import DEMO_PASSWORD, POLICIES, USERS, demo_seed
-from approvals.models import Execution, GateCheck, PausePacket, Policy, PolicyVersion, StepOutcome
+from approvals.demo import DEMO_PASSWORD, POLICIES, USERS, demo_seed, history_scenarios
+from approvals.models import (
+    Execution,
+    GateCheck,
+    OutboxMessage,
+    PausePacket,
+    Policy,
+    PolicyVersion,
+    StepOutcome,
+)
 from audit.models import AuditEvent
+from audit.verify import verify_chain
 
 
 @pytest.fixture
@@ -44,7 +56,7 @@ def test_branches_follow_the_branch_table(seeded):
     assert branches["reconciling"] == "reconcile"
     assert branches["applied"] == "reconcile"
     assert branches["re_review"] == "re_review"
-    superseded = PausePacket.objects.get(status="superseded")
+    superseded = PausePacket.objects.get(status="superseded", execution__thread_id="support-7780")
     assert superseded.superseded_by.status == "pending"
 
 
@@ -140,3 +152,52 @@ def test_a_scenario_that_cannot_be_made_fails_clearly_and_writes_nothing(db):
         call_command("seed_demo")
     assert not User.objects.exists()
     assert not Execution.objects.exists()
+
+
+def _history():
+    """The packets of the two weeks of a team's work the demo opens on, before today's."""
+    threads = [thread for thread, _scenario in history_scenarios(timezone.now())]
+    return PausePacket.objects.filter(execution__thread_id__in=threads)
+
+
+def test_two_weeks_of_history_with_believable_times_expiries_a_re_review_and_a_reconcile(
+    seeded,
+):
+    history = _history()
+    days = {packet.created_at.date() for packet in history}
+    assert len(days) == 10  # every working day of the two weeks before today
+    assert all(day.weekday() < 5 for day in days)
+    assert min(days) >= timezone.localdate() - timedelta(days=14)
+    asked = history.exclude(status="superseded").values_list("created_at", flat=True)
+    assert all(9 <= moment.hour < 18 for moment in asked)
+
+    decided = PausePacket.objects.filter(status__in=["approved", "rejected", "expired"])
+    latencies = sorted(packet.decided_at - packet.created_at for packet in decided)
+    assert latencies[0] >= timedelta(minutes=1)
+    assert timedelta(minutes=3) < latencies[len(latencies) // 2] < timedelta(hours=1)
+    assert latencies[-1] > timedelta(hours=1)
+
+    expired = history.filter(status="expired")
+    assert expired.count() >= 3
+    assert all(p.decided_at - p.expires_at < timedelta(minutes=1) for p in expired)
+    assert history.filter(status="superseded", superseded_by__status="approved").exists()
+    events = AuditEvent.objects.filter(packet_id__in=history.values("id"))
+    assert events.filter(kind="packet.re_review").exists()
+    reconciled = events.filter(kind="step.outcome", data__reconciled=True)
+    assert reconciled.filter(data__side_effect="not_landed").exists()
+
+
+def test_the_record_is_appended_in_the_order_it_happened_and_history_was_sent_then(seeded):
+    times = list(AuditEvent.objects.order_by("id").values_list("at", flat=True))
+    assert times == sorted(times)
+    assert times[0] < timezone.now() - timedelta(days=14)
+    assert verify_chain().intact
+    span = Execution.objects.aggregate(first=Min("created_at"), last=Max("created_at"))
+    assert span["last"] - span["first"] > timedelta(days=10)
+    assert not GateCheck.objects.filter(created_at__gt=timezone.now() - timedelta(minutes=1))
+
+    sent = OutboxMessage.objects.filter(packet__in=_history())
+    assert sent.exists()
+    assert not sent.exclude(status="sent").exclude(sent_at=F("created_at")).exists()
+    recent = OutboxMessage.objects.filter(created_at__gt=timezone.now() - timedelta(minutes=15))
+    assert recent.exists() and not recent.exclude(status="pending").exists()

@@ -5,6 +5,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -24,6 +25,14 @@ def _decided(packet, *, latency: float, at):
 
 def _made_ago(packet, **ago):
     PausePacket.objects.filter(id=packet.id).update(created_at=timezone.now() - timedelta(**ago))
+
+
+@pytest.fixture
+def erin(make_user):
+    """An auditor: reads the whole decision record, reviews nothing."""
+    auditor = make_user("erin", "auditors")
+    auditor.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    return auditor
 
 
 @pytest.fixture
@@ -157,6 +166,26 @@ def test_a_superuser_sees_every_packet(logged_in, make_user, known):
     assert sum(int(row[4]) for row in days) == 6
 
 
+def test_an_auditor_sees_the_whole_organisation_and_is_told_so(logged_in, erin, fiona, known):
+    html = logged_in(erin).get("/metrics/").content.decode()
+    assert [row[:2] for row in _table(html, "table-workflow")] == [
+        ["hr-onboarding", "4"],
+        ["payments", "2"],
+    ]
+    assert 'data-total="decided">6<' in html and 'data-total="open">3<' in html
+    assert 'data-scope="organisation"' in html and "Whole organisation" in html
+
+    reviewer = logged_in(fiona).get("/metrics/").content.decode()
+    assert 'data-scope="own"' in reviewer and "packets you may view" in reviewer
+    assert "Whole organisation" not in reviewer
+
+
+def test_an_auditor_with_nothing_decided_is_not_told_about_packets_they_may_view(logged_in, erin):
+    html = logged_in(erin).get("/metrics/").content.decode()
+    assert "No packet was decided in this window." in html
+    assert "you may view" not in html
+
+
 def test_each_chart_is_an_accessible_svg_beside_its_table(logged_in, alice, known):
     html = logged_in(alice).get("/metrics/").content.decode()
     for chart in ("chart-workflow", "chart-owner", "chart-ages", "chart-days"):
@@ -184,21 +213,24 @@ def test_agent_and_admin_names_are_escaped_in_charts_and_tables(logged_in, make_
     assert "&quot;&gt;&lt;img src=x&gt;" in html.split('id="table-owner"')[1]
 
 
+@pytest.mark.parametrize("scope", ["own", "organisation"])
 @pytest.mark.parametrize("workflows", [1, 12])
 def test_the_page_costs_the_same_queries_however_many_packets(
-    logged_in, alice, packet_for, workflows
+    logged_in, alice, erin, packet_for, workflows, scope
 ):
     for index in range(workflows):
         packet = packet_for(execution__thread_id=f"t-{index}", execution__workflow=f"flow-{index}")
         if index % 2:
             packet_approve(packet_id=packet.id, user=alice)
-    client = logged_in(alice)
+    client = logged_in(alice if scope == "own" else erin)
     client.get("/metrics/")  # warm the session
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/metrics/")
     assert response.status_code == 200
+    assert f'data-scope="{scope}"' in response.content.decode()
     # Session, user, then latency by workflow, by owner, open by age, decisions per day; and
-    # the user's and groups' global permissions (the top bar links Audit only for auditors).
+    # the user's and groups' global permissions (which choose the scope, and the top bar
+    # links Audit only for auditors).
     assert len(queries) == 8, "\n".join(q["sql"] for q in queries.captured_queries)
 
 

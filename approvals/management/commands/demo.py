@@ -235,7 +235,8 @@ def agent_command(base_url: str, token: str, env: dict) -> tuple[list[str], dict
         str(AGENT_MAX_RUNNING),
     ]
     agent_env = {
-        **env,
+        # The server's key (from .data/local.env on a development machine) is none of its business.
+        **{name: value for name, value in env.items() if name != "SECRET_KEY"},
         "GATEKEEPER_URL": base_url,
         "GATEKEEPER_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
