@@ -18,6 +18,7 @@ from django.utils import timezone
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
 from approvals.gate_request import GateRequest
 from approvals.models import Execution, GateCheck, PausePacket, Policy, ServiceAccount
+from approvals.permissions import UNKNOWN_OWNER
 from approvals.policy_rules import Verdict
 from approvals.serializers import approval_json
 from approvals.services.packets import packet_open
@@ -40,24 +41,40 @@ from audit.services import (
 
 # The execution of this thread, made on its first step. ON CONFLICT waits for a concurrent
 # maker of the same thread; its row is then invisible to this statement's snapshot, so the
-# caller reads it again (_EXECUTION) when nothing comes back.
+# caller reads it again (_EXECUTION) when nothing comes back. named_owner says whether the
+# owner the agent names exists (a group, `user:<name>`, `service:<name>`, or none named): every
+# step may name it, so it is checked in this round trip, and for an unknown one nothing is
+# made and a row (NULL, NULL, false) always comes back.
 _EXECUTION_UPSERT = """
-WITH made AS (
+WITH named_owner AS (
+    SELECT CASE
+             WHEN %(owner)s = '' THEN true
+             WHEN starts_with(%(owner)s, 'user:') THEN EXISTS (
+                  SELECT FROM auth_user WHERE username = substr(%(owner)s, 6))
+             WHEN starts_with(%(owner)s, 'service:') THEN EXISTS (
+                  SELECT FROM approvals_serviceaccount WHERE name = substr(%(owner)s, 9))
+             ELSE EXISTS (SELECT FROM auth_group WHERE name = %(owner)s)
+           END AS known),
+made AS (
     INSERT INTO approvals_execution
            (id, service_account_id, thread_id, workflow, owner, parent_id, created_at)
-    VALUES (%(id)s, %(account)s, %(thread_id)s, %(workflow)s, %(owner)s, %(parent)s, now())
+    SELECT %(id)s, %(account)s, %(thread_id)s, %(workflow)s, %(owner)s, %(parent)s, now()
+      FROM named_owner WHERE known
     ON CONFLICT (service_account_id, thread_id) DO NOTHING
     RETURNING id, workflow)
-SELECT id, workflow FROM made
-UNION ALL
-SELECT id, workflow FROM approvals_execution
- WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
+(SELECT id, workflow, true FROM made
+ UNION ALL
+ SELECT id, workflow, known FROM approvals_execution, named_owner
+  WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
+ UNION ALL
+ SELECT NULL, NULL, false FROM named_owner WHERE NOT known)
 LIMIT 1
 """
 # Two statements in one round trip (Django's client-side binding sends them as one query).
 _RULES_AND_EXECUTION = f"{RULES_SQL}; {_EXECUTION_UPSERT}"
 _EXECUTION = (
-    "SELECT id, workflow FROM approvals_execution WHERE service_account_id = %s AND thread_id = %s"
+    "SELECT id, workflow, true FROM approvals_execution"
+    " WHERE service_account_id = %s AND thread_id = %s"
 )
 # The check, claiming its idempotency key: a concurrent request with the same key waits here
 # until this transaction ends, then finds the key taken (or free, if this one rolled back).
@@ -91,8 +108,9 @@ _EARLIER_CHECK = (
 
 @dataclass(frozen=True)
 class _ExecutionRow:
-    id: uuid.UUID
-    workflow: str
+    id: uuid.UUID | None  # None: the owner is unknown and no execution was made
+    workflow: str | None
+    owner_known: bool
 
 
 def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: dict) -> dict:
@@ -108,17 +126,27 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
         # read a check committed a moment ago, without waiting, by a concurrent request.
         wait_until_durable_on_commit()
         execution, rules = _execution_for(service_account, request)
-        if execution.workflow != request.workflow:
+        refusal = _refusal(request, execution)
+        if refusal is not None:
             # A replay or a reused key answers as such, whatever else is wrong with it.
             earlier = _earlier_answer(service_account, request, request_hash)
             if earlier is not None:
                 return earlier
-            raise InvalidState(
-                f"execution {request.thread_id} runs workflow {execution.workflow!r}, "
-                f"not {request.workflow!r}",
-                details={"thread_id": request.thread_id, "workflow": execution.workflow},
-            )
+            raise refusal
         return _decide(service_account, request, canonical, request_hash, execution, rules)
+
+
+def _refusal(request: GateRequest, execution: _ExecutionRow) -> Exception | None:
+    """Why a request cannot be checked against this execution, or None."""
+    if not execution.owner_known:
+        return ValidationFailed.of([{"field": "execution.owner", "message": UNKNOWN_OWNER}])
+    if execution.workflow != request.workflow:
+        return InvalidState(
+            f"execution {request.thread_id} runs workflow {execution.workflow!r}, "
+            f"not {request.workflow!r}",
+            details={"thread_id": request.thread_id, "workflow": execution.workflow},
+        )
+    return None
 
 
 def _earlier_answer(service_account, request: GateRequest, request_hash: str) -> dict | None:

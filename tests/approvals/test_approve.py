@@ -49,6 +49,23 @@ def test_four_eyes_refuses_the_requester(packet_for, make_user):
     assert PausePacket.objects.get(id=packet.id).status == "pending"
 
 
+@pytest.mark.parametrize("requester", ["ALICE", "Alice", " alice", "alice ", "ａｌｉｃｅ"])
+def test_four_eyes_compares_names_as_identities(packet_for, alice, requester):
+    packet = packet_for(execution__on_behalf_of=requester)
+    with pytest.raises(ActionRefused, match="four-eyes"):
+        packet_approve(packet_id=packet.id, user=alice)
+    assert not PausePacket.objects.get(id=packet.id).votes.exists()
+
+
+def test_four_eyes_sees_through_an_invisible_character_stored_before_the_gate_refused_it(
+    packet_for, alice
+):
+    packet = packet_for()
+    PausePacket.objects.filter(id=packet.id).update(on_behalf_of="alice\u200b")
+    with pytest.raises(ActionRefused, match="four-eyes"):
+        packet_approve(packet_id=packet.id, user=alice)
+
+
 def test_four_eyes_binds_superusers_too(packet_for, make_user):
     root = make_user("root", is_superuser=True, is_staff=True)
     packet = packet_for(execution__on_behalf_of="root")

@@ -38,6 +38,39 @@ def test_an_allowed_check_is_two_round_trips_inside_its_transaction(gate, policy
     assert AuditEvent.objects.filter(kind="gate.checked").count() == 1
 
 
+@pytest.mark.parametrize("owner", ["reviewers", "user:alice", "service:agent"])
+def test_naming_an_owner_keeps_an_allowed_check_at_two_round_trips(gate, policy, alice, owner):
+    """The owner is looked up inside the execution's statement, not by a query of its own."""
+    policy("reads", effect="allow", match={"tool": "iam.*"})
+    with CaptureQueriesContext(connection) as captured:
+        assert gate(execution__owner=owner)["decision"] == "allow"
+    sent = [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))
+    ]
+    assert len(sent) == 2
+    assert "auth_group" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
+    assert Execution.objects.get().owner == owner
+
+
+def test_an_unknown_owner_is_refused_after_one_round_trip_and_makes_nothing(gate, policy):
+    policy("reads", effect="allow", match={"tool": "iam.*"})
+    with CaptureQueriesContext(connection) as captured, pytest.raises(ValidationFailed) as error:
+        gate(execution__owner="<svg onload=alert(1)>")
+    assert error.value.details["errors"][0]["field"] == "execution.owner"
+    sent = [
+        q["sql"]
+        for q in captured.captured_queries
+        if not q["sql"].startswith(
+            ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT", "ROLLBACK")
+        )
+    ]
+    # The execution's statement, then the look for an earlier answer to this key.
+    assert len(sent) == 2 and "approvals_gatecheck" in sent[1]
+    assert not Execution.objects.exists() and not GateCheck.objects.exists()
+
+
 def test_a_block_policy_answers_block(gate, policy):
     policy("no-iam", effect="block", match={"tool": "iam.*"})
     assert gate()["decision"] == "block"
@@ -83,17 +116,18 @@ def test_no_matching_policy_fails_closed_to_the_default_approvers(gate, alice, c
     assert not can_view(charlie, packet)
 
 
-def test_the_owner_group_and_approvers_both_hold_authority(gate, make_user):
+def test_the_owner_group_sees_the_packet_and_only_the_approvers_may_decide_it(gate, make_user):
     owner = make_user("olivia", "hr-owners")
     approver = make_user("rita", "reviewers")
     packet = PausePacket.objects.get(id=gate(execution__owner="hr-owners")["approval"]["id"])
-    assert can_resume(owner, packet) and can_resume(approver, packet)
+    assert can_view(owner, packet) and not can_resume(owner, packet)
+    assert can_view(approver, packet) and can_resume(approver, packet)
 
 
-def test_a_user_owner_holds_authority_on_its_packets(gate, make_user):
+def test_a_user_owner_sees_its_packets_without_deciding_them(gate, make_user):
     owner = make_user("uma")
     packet = PausePacket.objects.get(id=gate(execution__owner="user:uma")["approval"]["id"])
-    assert can_resume(owner, packet)
+    assert can_view(owner, packet) and not can_resume(owner, packet)
 
 
 def test_the_same_key_and_body_replays_the_first_response(agent, gate):
