@@ -1,12 +1,19 @@
 """Identities compare case-folded and NFKC-normalised; invisible characters cannot hide in them."""
 
+import re
 import unicodedata
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from approvals.identity import identity_key, identity_problem, is_invisible, same_identity
+from approvals.identity import (
+    identity_key,
+    identity_pattern,
+    identity_problem,
+    is_invisible,
+    same_identity,
+)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +111,13 @@ def test_invisible_padding_never_makes_another_identity(name, pad):
 @given(st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1))
 def test_compatibility_forms_are_one_identity(name):
     assert same_identity(unicodedata.normalize("NFKD", name), name) == bool(identity_key(name))
+
+
+def test_the_documented_pattern_says_exactly_what_the_gate_refuses():
+    """The OpenAPI document's pattern and identity_problem agree on every code point."""
+    pattern = re.compile(identity_pattern())
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:  # lone surrogates are refused as invalid Unicode instead
+            continue
+        char = chr(code)
+        assert (pattern.fullmatch(char) is None) == (identity_problem(char) is not None), hex(code)
