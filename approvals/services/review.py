@@ -163,7 +163,9 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             record_events(events)
             return ActionResult(packet, outcome, message)
         if edit:
-            events.append(_edit(packet, edited_args, user))
+            snapshot = _snapshot_with(packet, edited_args)
+            _refuse_votes_coming_back(packet, snapshot, user)
+            events.append(_edit(packet, edited_args, snapshot, user))
         Vote.objects.create(
             packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
         )
@@ -207,17 +209,44 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         return ActionResult(packet, outcome, message)
 
 
-def _edit(packet: PausePacket, edited_args: dict, user) -> Event:
-    """Replace the args to run; a new snapshot, so earlier votes no longer count."""
-    before = packet.effective_args
-    packet.edited_args = edited_args
-    packet.snapshot_hash = snapshot_hash(
+def _snapshot_with(packet: PausePacket, args: dict) -> str:
+    return snapshot_hash(
         tool=packet.tool,
-        args=edited_args,
+        args=args,
         context=packet.context,
         policy_name=packet.policy_name,
         policy_version=packet.policy_version,
     )
+
+
+def _refuse_votes_coming_back(packet: PausePacket, snapshot: str, user) -> None:
+    """An edit back to args that were approved before, then edited away, is refused.
+
+    The edit after them cleared those votes (DESIGN section 3); returning to the same snapshot
+    would count them again, and a reviewer among them cannot vote on it twice.
+    """
+    earlier = sorted(
+        set(packet.votes.filter(snapshot_hash=snapshot).values_list("user__username", flat=True))
+    )
+    if not earlier:
+        return
+    if user.get_username() in earlier:
+        raise ActionRefused(
+            "you approved these args before they were edited to the ones shown now; an edit "
+            "clears the votes, so approve the args as they are now, or reject"
+        )
+    raise ActionRefused(
+        f"these args were approved before (by {', '.join(earlier)}) and then edited; an edit "
+        "clears the votes, so they cannot come back on this packet: approve the args as they "
+        "are now, or reject"
+    )
+
+
+def _edit(packet: PausePacket, edited_args: dict, snapshot: str, user) -> Event:
+    """Replace the args to run; a new snapshot, so earlier votes no longer count."""
+    before = packet.effective_args
+    packet.edited_args = edited_args
+    packet.snapshot_hash = snapshot
     packet.save(update_fields=["edited_args", "snapshot_hash"])
     return Event(
         AuditEvent.Kind.PACKET_EDITED,
