@@ -18,7 +18,7 @@ THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 MAX_INDEX = 2**31 - 1
 MAX_DEPTH = 32
 SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
-# An owner names a group (or user:<name>) that may act on its approvals: no longer than a
+# An owner names a group (or user:<name>) that sees its approvals: no longer than a
 # Django group name can be.
 MAX_OWNER = 150
 # RFC 3339 date-time: a zone is mandatory (Z or an offset).

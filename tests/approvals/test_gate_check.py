@@ -21,16 +21,18 @@ def test_a_matching_allow_policy_answers_allow_without_a_packet(gate, policy):
     assert GateCheck.objects.get().decision == "allow"
 
 
+def _round_trips(captured) -> list[str]:
+    """The statements sent, without transaction control."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(control)]
+
+
 def test_an_allowed_check_is_two_round_trips_inside_its_transaction(gate, policy):
     """The execution with the rules, then the check with its chained event: nothing else."""
     policy("reads", effect="allow", match={"tool": "iam.*"})
     with CaptureQueriesContext(connection) as captured:
         gate()
-    sent = [
-        q["sql"]
-        for q in captured.captured_queries
-        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))
-    ]
+    sent = _round_trips(captured)
     assert len(sent) == 2
     assert "approvals_policy" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
     assert "INSERT INTO approvals_gatecheck" in sent[1]
@@ -44,11 +46,7 @@ def test_naming_an_owner_keeps_an_allowed_check_at_two_round_trips(gate, policy,
     policy("reads", effect="allow", match={"tool": "iam.*"})
     with CaptureQueriesContext(connection) as captured:
         assert gate(execution__owner=owner)["decision"] == "allow"
-    sent = [
-        q["sql"]
-        for q in captured.captured_queries
-        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))
-    ]
+    sent = _round_trips(captured)
     assert len(sent) == 2
     assert "auth_group" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
     assert Execution.objects.get().owner == owner
@@ -59,13 +57,7 @@ def test_an_unknown_owner_is_refused_after_one_round_trip_and_makes_nothing(gate
     with CaptureQueriesContext(connection) as captured, pytest.raises(ValidationFailed) as error:
         gate(execution__owner="<svg onload=alert(1)>")
     assert error.value.details["errors"][0]["field"] == "execution.owner"
-    sent = [
-        q["sql"]
-        for q in captured.captured_queries
-        if not q["sql"].startswith(
-            ("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT", "ROLLBACK")
-        )
-    ]
+    sent = _round_trips(captured)
     # The execution's statement, then the look for an earlier answer to this key.
     assert len(sent) == 2 and "approvals_gatecheck" in sent[1]
     assert not Execution.objects.exists() and not GateCheck.objects.exists()
