@@ -72,6 +72,7 @@ LIMIT 1
 """
 # Two statements in one round trip (Django's client-side binding sends them as one query).
 _RULES_AND_EXECUTION = f"{RULES_SQL}; {_EXECUTION_UPSERT}"
+# Read only when the upsert returned no row, which it does only for a known owner.
 _EXECUTION = (
     "SELECT id, workflow, true FROM approvals_execution"
     " WHERE service_account_id = %s AND thread_id = %s"
