@@ -242,13 +242,24 @@ def _state(packet_id) -> tuple:
     )
 
 
+@pytest.fixture
+def approved_then_edited(packet_for, policy, alice):
+    """A packet of two approvals: alice approves the original args, then `editor` edits them."""
+
+    def make(editor) -> PausePacket:
+        policy("editable-2", allow_edit=True, required_approvals=2)
+        packet = packet_for()
+        packet_approve(packet_id=packet.id, user=alice)
+        packet_approve(packet_id=packet.id, user=editor, edited_args=EDITED)
+        return packet
+
+    return make
+
+
 def test_approving_the_original_args_again_after_editing_them_is_refused_and_changes_nothing(
-    packet_for, policy, alice
+    approved_then_edited, alice
 ):
-    policy("editable-2", allow_edit=True, required_approvals=2)
-    packet = packet_for()
-    packet_approve(packet_id=packet.id, user=alice)
-    packet_approve(packet_id=packet.id, user=alice, edited_args=EDITED)
+    packet = approved_then_edited(alice)
     before = _state(packet.id)
     with pytest.raises(ActionRefused, match="you approved these args before they were edited"):
         packet_approve(packet_id=packet.id, user=alice, edited_args=ORIGINAL)
@@ -257,14 +268,11 @@ def test_approving_the_original_args_again_after_editing_them_is_refused_and_cha
 
 
 def test_a_stale_form_cannot_bring_back_votes_an_edit_cleared(
-    packet_for, policy, alice, bob, make_user
+    approved_then_edited, alice, bob, make_user
 ):
     """Alice approved what she saw; Bob edited; her old page (and anyone's) sends the old args."""
     carol = make_user("carol", "reviewers")
-    policy("editable-2", allow_edit=True, required_approvals=2)
-    packet = packet_for()
-    packet_approve(packet_id=packet.id, user=alice)
-    packet_approve(packet_id=packet.id, user=bob, edited_args=EDITED)
+    packet = approved_then_edited(bob)
     before = _state(packet.id)
     with pytest.raises(ActionRefused, match="you approved these args before"):
         packet_approve(packet_id=packet.id, user=alice, edited_args=ORIGINAL)
