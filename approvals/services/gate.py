@@ -41,41 +41,37 @@ from audit.services import (
 
 # The execution of this thread, made on its first step. ON CONFLICT waits for a concurrent
 # maker of the same thread; its row is then invisible to this statement's snapshot, so the
-# caller reads it again (_EXECUTION) when nothing comes back. named_owner says whether the
-# owner the agent names exists (a group, `user:<name>`, `service:<name>`, or none named): every
-# step may name it, so it is checked in this round trip, and for an unknown one nothing is
-# made and a row (NULL, NULL, false) always comes back.
+# caller reads it again (_EXECUTION) when nothing comes back.
 _EXECUTION_UPSERT = """
-WITH named_owner AS (
-    SELECT CASE
-             WHEN %(owner)s = '' THEN true
-             WHEN starts_with(%(owner)s, 'user:') THEN EXISTS (
-                  SELECT FROM auth_user WHERE username = substr(%(owner)s, 6))
-             WHEN starts_with(%(owner)s, 'service:') THEN EXISTS (
-                  SELECT FROM approvals_serviceaccount WHERE name = substr(%(owner)s, 9))
-             ELSE EXISTS (SELECT FROM auth_group WHERE name = %(owner)s)
-           END AS known),
-made AS (
+WITH made AS (
     INSERT INTO approvals_execution
            (id, service_account_id, thread_id, workflow, owner, parent_id, created_at)
-    SELECT %(id)s, %(account)s, %(thread_id)s, %(workflow)s, %(owner)s, %(parent)s, now()
-      FROM named_owner WHERE known
+    VALUES (%(id)s, %(account)s, %(thread_id)s, %(workflow)s, %(owner)s, %(parent)s, now())
     ON CONFLICT (service_account_id, thread_id) DO NOTHING
     RETURNING id, workflow)
-(SELECT id, workflow, true FROM made
- UNION ALL
- SELECT id, workflow, known FROM approvals_execution, named_owner
-  WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
- UNION ALL
- SELECT NULL, NULL, false FROM named_owner WHERE NOT known)
+SELECT id, workflow FROM made
+UNION ALL
+SELECT id, workflow FROM approvals_execution
+ WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
 LIMIT 1
 """
-# Two statements in one round trip (Django's client-side binding sends them as one query).
-_RULES_AND_EXECUTION = f"{RULES_SQL}; {_EXECUTION_UPSERT}"
-# Read only when the upsert returned no row, which it does only for a known owner.
+# Whether the owner a request names exists (DESIGN section 5), by its prefix. Every step may
+# name its owner, so this rides in the same round trip; as a statement of its own it plans in
+# a fraction of what the same test folded into the upsert took. An unknown owner is refused
+# and the transaction rolled back, so the execution the upsert made for it is never written.
+_OWNER_KNOWN = {
+    "user:": "SELECT EXISTS (SELECT FROM auth_user WHERE username = %(owner_name)s)",
+    "service:": "SELECT EXISTS (SELECT FROM approvals_serviceaccount WHERE name = %(owner_name)s)",
+    "": "SELECT EXISTS (SELECT FROM auth_group WHERE name = %(owner_name)s)",
+}
+# Two or three statements in one round trip (Django's client-side binding sends them as one
+# query): the rules, the owner's existence when one is named, the execution.
+_RULES_AND_EXECUTION = {
+    prefix: f"{RULES_SQL}; {known}; {_EXECUTION_UPSERT}" for prefix, known in _OWNER_KNOWN.items()
+}
+_RULES_AND_EXECUTION[None] = f"{RULES_SQL}; {_EXECUTION_UPSERT}"
 _EXECUTION = (
-    "SELECT id, workflow, true FROM approvals_execution"
-    " WHERE service_account_id = %s AND thread_id = %s"
+    "SELECT id, workflow FROM approvals_execution WHERE service_account_id = %s AND thread_id = %s"
 )
 # The check, claiming its idempotency key: a concurrent request with the same key waits here
 # until this transaction ends, then finds the key taken (or free, if this one rolled back).
@@ -109,8 +105,8 @@ _EARLIER_CHECK = (
 
 @dataclass(frozen=True)
 class _ExecutionRow:
-    id: uuid.UUID | None  # None: the owner is unknown and no execution was made
-    workflow: str | None
+    id: uuid.UUID
+    workflow: str
     owner_known: bool
 
 
@@ -181,25 +177,38 @@ def _execution_for(service_account: ServiceAccount, request: GateRequest):
             raise ValidationFailed.of(
                 [{"field": "execution.parent_thread_id", "message": "no such execution"}]
             )
+    prefix = _owner_prefix(request.owner)
     with connection.cursor() as cursor:
         cursor.execute(
-            _RULES_AND_EXECUTION,
+            _RULES_AND_EXECUTION[prefix],
             {
                 "id": uuid.uuid4(),
                 "account": service_account.id,
                 "thread_id": request.thread_id,
                 "workflow": request.workflow,
                 "owner": request.owner,
+                "owner_name": request.owner.removeprefix(prefix or ""),
                 "parent": parent_id,
             },
         )
         rules = rules_from_rows(cursor.fetchall())
+        owner_known = True
+        if prefix is not None:
+            cursor.nextset()
+            owner_known = cursor.fetchone()[0]
         cursor.nextset()
         row = cursor.fetchone()
         if row is None:  # made by a concurrent request for another step of this thread
             cursor.execute(_EXECUTION, [service_account.id, request.thread_id])
             row = cursor.fetchone()
-    return _ExecutionRow(*row), rules
+    return _ExecutionRow(*row, owner_known=owner_known), rules
+
+
+def _owner_prefix(owner: str) -> str | None:
+    """Which kind of owner is named ("user:", "service:", "" for a group), or None for none."""
+    if not owner:
+        return None
+    return next(prefix for prefix in _OWNER_KNOWN if owner.startswith(prefix))
 
 
 def _decide(service_account, request: GateRequest, canonical, request_hash, execution, rules):
