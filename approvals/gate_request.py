@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from approvals.errors import ValidationFailed
+from approvals.identity import identity_problem
 
 THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 MAX_INDEX = 2**31 - 1
 MAX_DEPTH = 32
 SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
-# An owner names a group (or user:<name>) that may act on its approvals: no longer than a
+# An owner names a group (or user:<name>) that sees its approvals: no longer than a
 # Django group name can be.
 MAX_OWNER = 150
 # RFC 3339 date-time: a zone is mandatory (Z or an offset).
@@ -145,6 +146,16 @@ def _text(errors: _Errors, value: Any, field: str, *, required=True, max_length=
     return value
 
 
+def _identity(errors: _Errors, value: Any, field: str, *, required=False, max_length: int) -> str:
+    """A name of a person or role: text with nothing invisible that could make a lookalike."""
+    text = _text(errors, value, field, required=required, max_length=max_length)
+    problem = identity_problem(text)
+    if problem:
+        errors.add(field, problem)
+        return ""
+    return text
+
+
 def parse_rfc3339(value: Any) -> datetime | None:
     if not isinstance(value, str) or not RFC3339.fullmatch(value):
         return None
@@ -249,20 +260,10 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         idempotency_key=key,
         thread_id=thread_id,
         workflow=_text(errors, execution.get("workflow"), "execution.workflow"),
-        owner=_text(
-            errors,
-            execution.get("owner"),
-            "execution.owner",
-            required=False,
-            max_length=MAX_OWNER,
-        ),
+        owner=_identity(errors, execution.get("owner"), "execution.owner", max_length=MAX_OWNER),
         parent_thread_id=parent,
-        on_behalf_of=_text(
-            errors,
-            execution.get("on_behalf_of"),
-            "execution.on_behalf_of",
-            required=False,
-            max_length=150,
+        on_behalf_of=_identity(
+            errors, execution.get("on_behalf_of"), "execution.on_behalf_of", max_length=150
         ),
         step_index=index,
         step_name=_text(errors, step.get("name"), "step.name", required=False),
@@ -326,7 +327,7 @@ def parse_owner_request(body: dict) -> tuple[str, str]:
     """POST .../owner: (owner, reason)."""
     errors = _Errors()
     top = _object(errors, body, "body", {"owner", "reason"})
-    owner = _text(errors, top.get("owner"), "owner", max_length=MAX_OWNER)
+    owner = _identity(errors, top.get("owner"), "owner", required=True, max_length=MAX_OWNER)
     reason = _text(errors, top.get("reason"), "reason", required=False, max_length=1000)
     if errors.items:
         raise ValidationFailed.of(errors.items)

@@ -9,55 +9,93 @@ from approvals.models import (
     PausePacket,
     PausePacketGroupObjectPermission,
     PausePacketUserObjectPermission,
+    ServiceAccount,
 )
 
-PACKET_PERMISSIONS = ("view_pausepacket", "resume_pausepacket")
+VIEW = "view_pausepacket"
+RESUME = "resume_pausepacket"
+PACKET_PERMISSIONS = (VIEW, RESUME)
+# See, comment, reject and take over: what owning an execution gives (DESIGN section 5).
+# Approving and reconciling stay with the route the policy names, so owning an execution never
+# lets a team approve what a policy sends to another.
+OWNER_PERMISSIONS = (VIEW,)
+
+UNKNOWN_OWNER = "names no existing group, user:<name> or service:<name>"
 
 
 def owner_principal(owner: str):
-    """The group or user an owner string names, or None (a service account, an unknown user)."""
+    """The group or user an owner string names, or None (a service account, an unknown name).
+
+    Never creates anything: an owner string comes from the agent.
+    """
     if not owner or owner.startswith("service:"):
         return None
     if owner.startswith("user:"):
         return get_user_model().objects.filter(username=owner.removeprefix("user:")).first()
-    group, _ = Group.objects.get_or_create(name=owner)
-    return group
+    return Group.objects.filter(name=owner).first()
 
 
-def grant_packet_access(packets: list[PausePacket], principals: list) -> None:
-    """Give each principal (group or user) view and resume permission on each packet."""
-    principals = [p for p in principals if p is not None]
-    if not packets or not principals:
+def owner_exists(owner: str) -> bool:
+    """Whether an owner names an existing group, `user:<name>` or `service:<name>`."""
+    if owner.startswith("service:"):
+        return ServiceAccount.objects.filter(name=owner.removeprefix("service:")).exists()
+    return owner_principal(owner) is not None
+
+
+def route_group(name: str) -> Group | None:
+    """The group a packet's route names (approvers, escalate_to), made on first use.
+
+    A route name is the operator's (GATEKEEPER_DEFAULT_APPROVERS) or an admin's (a policy),
+    never an agent's, and the fail-closed route must reach someone on a fresh install: a
+    packet routed to a group an admin creates only later would otherwise stay invisible to it.
+    """
+    if not name:
+        return None
+    return Group.objects.get_or_create(name=name)[0]
+
+
+def grant_packet_access(packets: list[PausePacket], grants: list[tuple]) -> None:
+    """Give each (principal, permission codenames) pair its permissions on each packet.
+
+    A principal is a group or a user; None (nobody to grant to) is skipped.
+    """
+    grants = [(principal, codenames) for principal, codenames in grants if principal is not None]
+    if not packets or not grants:
         return
-    permissions = list(
-        Permission.objects.filter(
+    permissions = {
+        permission.codename: permission
+        for permission in Permission.objects.filter(
             content_type__app_label="approvals", codename__in=PACKET_PERMISSIONS
         )
-    )
+    }
     group_rows, user_rows = [], []
     for packet in packets:
-        for permission in permissions:
-            for principal in principals:
+        for principal, codenames in grants:
+            for codename in codenames:
                 if isinstance(principal, Group):
                     group_rows.append(
                         PausePacketGroupObjectPermission(
-                            group=principal, permission=permission, content_object=packet
+                            group=principal,
+                            permission=permissions[codename],
+                            content_object=packet,
                         )
                     )
                 else:
                     user_rows.append(
                         PausePacketUserObjectPermission(
-                            user=principal, permission=permission, content_object=packet
+                            user=principal, permission=permissions[codename], content_object=packet
                         )
                     )
     PausePacketGroupObjectPermission.objects.bulk_create(group_rows, ignore_conflicts=True)
     PausePacketUserObjectPermission.objects.bulk_create(user_rows, ignore_conflicts=True)
 
 
-def approver_principals(packet: PausePacket, *, owner: str) -> list:
-    """The approvers group and the owner (when a group or user): who may act on a new packet."""
-    approvers, _ = Group.objects.get_or_create(name=packet.approvers)
-    return [approvers, owner_principal(owner)]
+def packet_grants(packet: PausePacket, *, owner: str) -> list[tuple]:
+    """Who may act on a new packet: its approvers decide it, the execution's owner sees it."""
+    return [
+        (route_group(packet.approvers), PACKET_PERMISSIONS),
+        (owner_principal(owner), OWNER_PERMISSIONS),
+    ]
 
 
 def packet_authority(user, packet: PausePacket) -> tuple[bool, bool]:
@@ -71,7 +109,7 @@ def packet_authority(user, packet: PausePacket) -> tuple[bool, bool]:
     if user.is_superuser:
         return True, True
     granted = set(ObjectPermissionChecker(user).get_perms(packet))
-    return "view_pausepacket" in granted, "resume_pausepacket" in granted
+    return VIEW in granted, RESUME in granted
 
 
 def can_view(user, packet: PausePacket) -> bool:
@@ -85,10 +123,10 @@ def can_resume(user, packet: PausePacket) -> bool:
 def users_who_may_resume(packet: PausePacket):
     """Active users holding resume permission on the packet, directly or through a group."""
     by_user = PausePacketUserObjectPermission.objects.filter(
-        content_object=packet, permission__codename="resume_pausepacket"
+        content_object=packet, permission__codename=RESUME
     ).values("user_id")
     by_group = PausePacketGroupObjectPermission.objects.filter(
-        content_object=packet, permission__codename="resume_pausepacket"
+        content_object=packet, permission__codename=RESUME
     ).values("group_id")
     return (
         get_user_model()

@@ -81,7 +81,7 @@ def _packet_context(request, packet: PausePacket, **extra) -> dict:
         "execution": packet.execution,
         "votes": votes,
         "can_resume": can_resume(request.user, packet),
-        "is_requester": packet.forbid_self_approval and username == packet.on_behalf_of,
+        "is_requester": review.is_requester(packet, request.user),
         "has_voted": username in voters,
         "approve_consequence": wording.approve_consequence(packet, outcome, votes=len(voters)),
         "take_over_consequence": wording.take_over_consequence(packet),

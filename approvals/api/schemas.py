@@ -12,8 +12,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.gate_request import MAX_OWNER
+from approvals.identity import identity_pattern
 
 ThreadId = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+def _identity(schema: dict) -> None:
+    # Built when the document is, not at import: the pattern comes from a scan of Unicode.
+    schema["pattern"] = identity_pattern()
 
 
 class Strict(BaseModel):
@@ -23,9 +29,14 @@ class Strict(BaseModel):
 class ExecutionIn(Strict):
     thread_id: str = ThreadId
     workflow: str = Field(min_length=1, max_length=200)
-    owner: str | None = Field(default=None, max_length=MAX_OWNER)
+    owner: str | None = Field(
+        default=None,
+        max_length=MAX_OWNER,
+        json_schema_extra=_identity,
+        description="an existing group, user:<name> or service:<name>",
+    )
     parent_thread_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
-    on_behalf_of: str | None = Field(default=None, max_length=150)
+    on_behalf_of: str | None = Field(default=None, max_length=150, json_schema_extra=_identity)
 
 
 class StepIn(Strict):
@@ -75,7 +86,12 @@ class OutcomeIn(Strict):
 
 
 class OwnerIn(Strict):
-    owner: str = Field(min_length=1, max_length=MAX_OWNER)
+    owner: str = Field(
+        min_length=1,
+        max_length=MAX_OWNER,
+        json_schema_extra=_identity,
+        description="an existing group, user:<name> or service:<name>",
+    )
     reason: str | None = Field(default="", max_length=1000)
 
 

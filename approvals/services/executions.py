@@ -5,9 +5,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from approvals.errors import AlreadyDecided, Expired, InvalidState, NotFound
+from approvals.errors import AlreadyDecided, Expired, InvalidState, NotFound, ValidationFailed
 from approvals.gate_request import ContextInput
 from approvals.models import Execution, GateCheck, PausePacket, ServiceAccount, StepOutcome
+from approvals.permissions import UNKNOWN_OWNER, owner_exists
 from approvals.services.packets import packet_close, packet_open
 from approvals.services.policies import PacketSettings
 from audit.models import AuditEvent
@@ -85,9 +86,15 @@ def execution_change_owner_locked(
 def execution_change_owner(
     *, service_account: ServiceAccount, thread_id: str, owner: str, reason: str = ""
 ) -> Execution:
-    """The orchestrator names a new owner: every open branch made under the old one ends."""
+    """The orchestrator names a new owner: every open branch made under the old one ends.
+
+    The owner must exist already (a group, `user:<name>` or `service:<name>`): nothing is
+    ever created for a name an agent sends.
+    """
     with transaction.atomic():
         execution = execution_for(service_account, thread_id, lock=True)
+        if not owner_exists(owner):
+            raise ValidationFailed.of([{"field": "owner", "message": UNKNOWN_OWNER}])
         if execution.owner != owner:
             execution_change_owner_locked(
                 execution, owner=owner, actor=service_account.actor, reason=reason

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from approvals.models import Execution, GateCheck, PausePacket
 from approvals.notify import notify_packets_changed
-from approvals.permissions import approver_principals, grant_packet_access
+from approvals.permissions import grant_packet_access, packet_grants
 from approvals.services.outbox import outbox_packet_opened, outbox_packets_changed
 from approvals.services.policies import PacketSettings
 from approvals.snapshot import snapshot_hash
@@ -80,7 +80,7 @@ def packet_open(
             policy_version=policy_version,
         ),
     )
-    grant_packet_access([packet], approver_principals(packet, owner=execution.owner))
+    grant_packet_access([packet], packet_grants(packet, owner=execution.owner))
     record_events(
         [
             Event(

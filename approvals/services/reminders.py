@@ -1,11 +1,16 @@
 """Reminders and escalation, `remind_before_seconds` before a packet's deadline."""
 
-from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import PausePacket
-from approvals.permissions import grant_packet_access, members_of, users_who_may_resume
+from approvals.permissions import (
+    PACKET_PERMISSIONS,
+    grant_packet_access,
+    members_of,
+    route_group,
+    users_who_may_resume,
+)
 from approvals.services.outbox import enqueue_emails
 
 # Claim the due packets, so that two sweepers never remind twice.
@@ -45,7 +50,6 @@ def packets_remind(*, now=None, batch_size: int = 500) -> int:
 
 def _escalate(packet: PausePacket, now) -> None:
     """Give the escalation group authority over the packet and tell its members."""
-    group, _ = Group.objects.get_or_create(name=packet.escalate_to)
-    grant_packet_access([packet], [group])
+    grant_packet_access([packet], [(route_group(packet.escalate_to), PACKET_PERMISSIONS)])
     PausePacket.objects.filter(id=packet.id).update(escalated_at=now)
     enqueue_emails("escalation", packet, members_of(packet.escalate_to), actor="system")

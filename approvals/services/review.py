@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from approvals.branch_table import Facts, Outcome, decide_approval, guard
 from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
+from approvals.identity import same_identity
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
 from approvals.notify import notify_packets_changed
 from approvals.permissions import can_view, packet_authority
@@ -34,7 +35,13 @@ def _actor(user) -> str:
     return f"user:{user.get_username()}"
 
 
-def _locked_packet(packet_id, user, *, closed_error=AlreadyDecided) -> PausePacket:
+def _locked_packet(packet_id, user, *, to_decide: bool, closed_error=AlreadyDecided) -> PausePacket:
+    """The packet, locked; NotFound unless the user may view it.
+
+    Viewing is enough to reject and take over (an execution's owner may); deciding (approve,
+    reconcile) needs resume authority, which only the policy's route, escalation and
+    delegation give.
+    """
     packet = (
         PausePacket.objects.select_for_update(of=("self",))
         .select_related("execution", "requested_by")
@@ -44,7 +51,7 @@ def _locked_packet(packet_id, user, *, closed_error=AlreadyDecided) -> PausePack
     may_view, may_resume = packet_authority(user, packet) if packet else (False, False)
     if not may_view:
         raise NotFound("no such approval")
-    if not may_resume:
+    if to_decide and not may_resume:
         raise ActionRefused("you may view this approval but hold no authority to decide it")
     if not packet.is_open:
         raise closed_error(already_decided_message(packet), details={"status": packet.status})
@@ -55,6 +62,11 @@ def already_decided_message(packet: PausePacket) -> str:
     by = ", ".join(packet.decided_by) or "Gatekeeper"
     when = packet.decided_at.isoformat(timespec="seconds") if packet.decided_at else "earlier"
     return f"already decided ({packet.status}) by {by} at {when}"
+
+
+def is_requester(packet: PausePacket, user) -> bool:
+    """Four-eyes binds this user: the policy forbids self-approval and the step is theirs."""
+    return packet.forbid_self_approval and same_identity(user.get_username(), packet.on_behalf_of)
 
 
 def _facts(packet: PausePacket) -> Facts:
@@ -104,7 +116,7 @@ def _current_voters(packet: PausePacket) -> list[str]:
 def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> ActionResult:
     """Approve, optionally with edited args, and let the branch table decide what follows."""
     with transaction.atomic():
-        packet = _locked_packet(packet_id, user)
+        packet = _locked_packet(packet_id, user, to_decide=True)
         # One moment for the whole action: read the clock twice and a deadline can pass between
         # the guard and the decision, which then meets a row it was told could not happen.
         facts = _facts(packet)
@@ -115,7 +127,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             raise InvalidState("the side effect must be reconciled first: did the write happen?")
         if packet.status == PausePacket.Status.RE_REVIEW:
             raise InvalidState("the context went stale: waiting for the orchestrator to refresh it")
-        if packet.forbid_self_approval and user.get_username() == packet.on_behalf_of:
+        if is_requester(packet, user):
             raise ActionRefused(
                 "four-eyes: this step was requested on your behalf, so someone else must approve it"
             )
@@ -151,7 +163,9 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             record_events(events)
             return ActionResult(packet, outcome, message)
         if edit:
-            events.append(_edit(packet, edited_args, user))
+            snapshot = _snapshot_with(packet, edited_args)
+            _refuse_votes_coming_back(packet, snapshot, user)
+            events.append(_edit(packet, edited_args, snapshot, user))
         Vote.objects.create(
             packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
         )
@@ -195,17 +209,44 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         return ActionResult(packet, outcome, message)
 
 
-def _edit(packet: PausePacket, edited_args: dict, user) -> Event:
-    """Replace the args to run; a new snapshot, so earlier votes no longer count."""
-    before = packet.effective_args
-    packet.edited_args = edited_args
-    packet.snapshot_hash = snapshot_hash(
+def _snapshot_with(packet: PausePacket, args: dict) -> str:
+    return snapshot_hash(
         tool=packet.tool,
-        args=edited_args,
+        args=args,
         context=packet.context,
         policy_name=packet.policy_name,
         policy_version=packet.policy_version,
     )
+
+
+def _refuse_votes_coming_back(packet: PausePacket, snapshot: str, user) -> None:
+    """An edit back to args that were approved before, then edited away, is refused.
+
+    The edit after them cleared those votes (DESIGN section 3); returning to the same snapshot
+    would count them again, and a reviewer among them cannot vote on it twice.
+    """
+    earlier = sorted(
+        set(packet.votes.filter(snapshot_hash=snapshot).values_list("user__username", flat=True))
+    )
+    if not earlier:
+        return
+    if user.get_username() in earlier:
+        raise ActionRefused(
+            "you approved these args before they were edited to the ones shown now; an edit "
+            "clears the votes, so approve the args as they are now, or reject"
+        )
+    raise ActionRefused(
+        f"these args were approved before (by {', '.join(earlier)}) and then edited; an edit "
+        "clears the votes, so they cannot come back on this packet: approve the args as they "
+        "are now, or reject"
+    )
+
+
+def _edit(packet: PausePacket, edited_args: dict, snapshot: str, user) -> Event:
+    """Replace the args to run; a new snapshot, so earlier votes no longer count."""
+    before = packet.effective_args
+    packet.edited_args = edited_args
+    packet.snapshot_hash = snapshot
     packet.save(update_fields=["edited_args", "snapshot_hash"])
     return Event(
         AuditEvent.Kind.PACKET_EDITED,
@@ -235,9 +276,9 @@ def args_diff(before: dict, after: dict) -> dict:
 
 
 def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
-    """A veto: any reviewer with authority ends the packet at once."""
+    """A veto: anyone who may view the packet (route or owner) ends it at once."""
     with transaction.atomic():
-        packet = _locked_packet(packet_id, user)
+        packet = _locked_packet(packet_id, user, to_decide=False)
         guarded = guard(_facts(packet))
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
@@ -259,7 +300,7 @@ def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
 def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> ActionResult:
     """Record whether a write of uncertain fate happened."""
     with transaction.atomic():
-        packet = _locked_packet(packet_id, user)
+        packet = _locked_packet(packet_id, user, to_decide=True)
         guarded = guard(_facts(packet))
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
@@ -350,7 +391,7 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
         # Execution before packet: the lock order every owner change uses.
         execution = Execution.objects.select_for_update().get(id=execution_id)
         # DESIGN section 4: taking over a closed packet is invalid_state, not already_decided.
-        packet = _locked_packet(packet_id, user, closed_error=InvalidState)
+        packet = _locked_packet(packet_id, user, to_decide=False, closed_error=InvalidState)
         packet.execution = execution
         guarded = guard(_facts(packet))
         if guarded is Outcome.EXPIRED:

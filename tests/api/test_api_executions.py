@@ -69,7 +69,8 @@ def test_an_indeterminate_outcome_sends_the_next_approval_to_reconcile(api, alic
     assert api.get(f"/approvals/{approval['id']}").json()["status"] == "reconciling"
 
 
-def test_an_owner_change_terminates_open_approvals(api):
+def test_an_owner_change_terminates_open_approvals(api, make_user):
+    make_user("lee", "it-leads")
     approval = _gate(api, 0)["approval"]
     response = api.post("/executions/onboard-42/owner", {"owner": "it-leads", "reason": "handoff"})
     assert response.status_code == 200 and response.json()["owner"] == "it-leads"

@@ -152,7 +152,8 @@ def test_risk_labels_must_be_a_list_of_strings(api, labels):
     _expect(api.post("/gate", gate_body(risk__labels=labels)), 400, "validation_error")
 
 
-def test_null_optional_fields_count_as_absent(api):
+def test_null_optional_fields_count_as_absent(api, make_user):
+    make_user("lee", "it-leads")
     body = gate_body(
         risk__labels=None, context=None, action__side_effect=None, execution__owner=None
     )
@@ -176,7 +177,8 @@ def test_refresh_needs_a_context_list_not_null(api, gated):
     _expect(response, 400, "validation_error")
 
 
-def test_an_owner_longer_than_a_group_name_is_a_validation_error(api, gated):
+def test_an_owner_longer_than_a_group_name_is_a_validation_error(api, gated, make_user):
+    make_user("gil", "g" * 150)
     long_owner = gate_body(execution__thread_id="long-owner", execution__owner="g" * 151)
     _expect(api.post("/gate", long_owner), 400, "validation_error")
     response = api.post("/executions/onboard-42/owner", {"owner": "g" * 151})

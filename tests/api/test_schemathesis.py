@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
-from approvals.gate_request import THREAD_ID, parse_gate_request
+from approvals.gate_request import MAX_OWNER, THREAD_ID, parse_gate_request
+from approvals.identity import identity_problem
 from approvals.models import PausePacket, ServiceAccount
 from approvals.services.gate import gate_check
 from approvals.services.service_accounts import (
@@ -33,6 +34,7 @@ from tests.conftest import gate_body
 HOST = "localhost"  # the Host header schemathesis's WSGI client sends
 THREAD = "fuzz-thread"
 PARENT = "fuzz-parent"
+OWNER = "reviewers"  # the default approvers: the fixture's gate checks route to it
 # Schemathesis makes some cases while collecting, before any fixture runs: the token is fixed
 # here and given to the account the fixture creates.
 TOKEN = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -69,6 +71,8 @@ def _aim(case) -> None:
       names the account's parent execution: otherwise most would only meet 409
       (idempotency_conflict, or invalid_state for another workflow), or 400 for an unknown
       parent, and never reach what makes an execution.
+    - A well-formed owner (gate check or owner change) names a group that exists, which the
+      document cannot say; malformed ones go through and must answer 400.
     - A long-poll sleeps for as long as it is asked: only `wait=1` is kept, longer ones become
       0. The long-poll itself is tested in test_api_approvals; here its answer is what matters.
     """
@@ -94,8 +98,13 @@ def _aim(case) -> None:
                 execution["thread_id"] = f"t-{uuid.uuid4().hex}"
             if _is_thread_id(execution.get("parent_thread_id")):
                 execution["parent_thread_id"] = PARENT
+            if _is_owner(execution.get("owner")):
+                execution["owner"] = OWNER
             body["execution"] = execution
         case.body = body
+    owner_change = case.operation.path.endswith("/owner") and isinstance(case.body, dict)
+    if owner_change and _is_owner(case.body.get("owner")):
+        case.body = {**case.body, "owner": OWNER}
 
 
 def _is_uuid(value) -> bool:
@@ -104,6 +113,10 @@ def _is_uuid(value) -> bool:
     except (TypeError, ValueError, AttributeError):
         return False
     return True
+
+
+def _is_owner(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_OWNER and not identity_problem(value)
 
 
 def _is_thread_id(value) -> bool:

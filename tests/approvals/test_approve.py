@@ -49,6 +49,23 @@ def test_four_eyes_refuses_the_requester(packet_for, make_user):
     assert PausePacket.objects.get(id=packet.id).status == "pending"
 
 
+@pytest.mark.parametrize("requester", ["ALICE", "Alice", " alice", "alice ", "ａｌｉｃｅ"])
+def test_four_eyes_compares_names_as_identities(packet_for, alice, requester):
+    packet = packet_for(execution__on_behalf_of=requester)
+    with pytest.raises(ActionRefused, match="four-eyes"):
+        packet_approve(packet_id=packet.id, user=alice)
+    assert not PausePacket.objects.get(id=packet.id).votes.exists()
+
+
+def test_four_eyes_sees_through_an_invisible_character_stored_before_the_gate_refused_it(
+    packet_for, alice
+):
+    packet = packet_for()
+    PausePacket.objects.filter(id=packet.id).update(on_behalf_of="alice\u200b")
+    with pytest.raises(ActionRefused, match="four-eyes"):
+        packet_approve(packet_id=packet.id, user=alice)
+
+
 def test_four_eyes_binds_superusers_too(packet_for, make_user):
     root = make_user("root", is_superuser=True, is_staff=True)
     packet = packet_for(execution__on_behalf_of="root")
@@ -208,3 +225,74 @@ def test_approving_reads_the_reviewers_grants_once_for_view_and_resume(packet_fo
     ]
     # One guardian checker: its user-grant and group-grant reads, once each.
     assert len(grant_reads) == 2
+
+
+ORIGINAL = {"user": "new.hire", "role": "admin"}
+EDITED = {"user": "new.hire", "role": "viewer"}
+
+
+def _state(packet_id) -> tuple:
+    packet = PausePacket.objects.get(id=packet_id)
+    return (
+        packet.status,
+        packet.edited_args,
+        packet.snapshot_hash,
+        packet.votes.count(),
+        AuditEvent.objects.count(),
+    )
+
+
+@pytest.fixture
+def approved_then_edited(packet_for, policy, alice):
+    """A packet of two approvals: alice approves the original args, then `editor` edits them."""
+
+    def make(editor) -> PausePacket:
+        policy("editable-2", allow_edit=True, required_approvals=2)
+        packet = packet_for()
+        packet_approve(packet_id=packet.id, user=alice)
+        packet_approve(packet_id=packet.id, user=editor, edited_args=EDITED)
+        return packet
+
+    return make
+
+
+def test_approving_the_original_args_again_after_editing_them_is_refused_and_changes_nothing(
+    approved_then_edited, alice
+):
+    packet = approved_then_edited(alice)
+    before = _state(packet.id)
+    with pytest.raises(ActionRefused, match="you approved these args before they were edited"):
+        packet_approve(packet_id=packet.id, user=alice, edited_args=ORIGINAL)
+    assert _state(packet.id) == before
+    assert PausePacket.objects.get(id=packet.id).effective_args == EDITED
+
+
+def test_a_stale_form_cannot_bring_back_votes_an_edit_cleared(
+    approved_then_edited, alice, bob, make_user
+):
+    """Alice approved what she saw; Bob edited; her old page (and anyone's) sends the old args."""
+    carol = make_user("carol", "reviewers")
+    packet = approved_then_edited(bob)
+    before = _state(packet.id)
+    with pytest.raises(ActionRefused, match="you approved these args before"):
+        packet_approve(packet_id=packet.id, user=alice, edited_args=ORIGINAL)
+    with pytest.raises(ActionRefused, match=r"approved before \(by alice\)"):
+        packet_approve(packet_id=packet.id, user=carol, edited_args=ORIGINAL)
+    assert _state(packet.id) == before
+    assert list(
+        PausePacket.objects.get(id=packet.id)
+        .current_votes()
+        .values_list("user__username", flat=True)
+    ) == ["bob"]
+    assert packet_approve(packet_id=packet.id, user=alice).outcome is Outcome.RESUME
+
+
+def test_args_nobody_approved_may_be_edited_back_to(packet_for, policy, alice, bob):
+    policy("editable-2", allow_edit=True, required_approvals=2)
+    packet = packet_for()
+    packet_approve(packet_id=packet.id, user=alice, edited_args=EDITED)
+    result = packet_approve(packet_id=packet.id, user=bob, edited_args=ORIGINAL)
+    assert result.outcome is Outcome.VOTE_RECORDED
+    packet = PausePacket.objects.get(id=packet.id)
+    assert packet.effective_args == ORIGINAL
+    assert list(packet.current_votes().values_list("user__username", flat=True)) == ["bob"]

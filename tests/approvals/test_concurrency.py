@@ -16,10 +16,15 @@ from django.utils import timezone
 
 from approvals.errors import AlreadyDecided, GatekeeperError
 from approvals.gate_request import parse_gate_request
-from approvals.models import GateCheck, PausePacket
+from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
 from approvals.services.expiry import packets_expire_overdue
 from approvals.services.gate import gate_check
-from approvals.services.review import packet_approve, packet_reject, packet_take_over
+from approvals.services.review import (
+    packet_approve,
+    packet_reconcile,
+    packet_reject,
+    packet_take_over,
+)
 from audit.models import AuditEvent
 from audit.services import Event, record_events
 from audit.verify import verify_chain
@@ -160,6 +165,55 @@ def test_take_over_against_approvals_gives_one_outcome(packet_for, reviewers):
     packet.refresh_from_db()
     assert packet.status in ("approved", "terminated")
     assert AuditEvent.objects.filter(packet_id=packet.id, kind__in=CLOSING_KINDS).count() == 1
+
+
+def test_racing_reconciles_record_one_truth(packet_for, reviewers):
+    packet = packet_for(action__side_effect="indeterminate")
+    packet_approve(packet_id=packet.id, user=reviewers[0])
+    results = race(
+        [
+            lambda u=u, n=n: packet_reconcile(packet_id=packet.id, user=u, happened=bool(n % 2))
+            for n, u in enumerate(reviewers[:8])
+        ]
+    )
+    assert unexpected(results) == []
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    reconciled = AuditEvent.objects.filter(packet_id=packet.id, kind="step.outcome")
+    assert reconciled.count() == 1
+    packet.refresh_from_db()
+    happened = reconciled.get().data["side_effect"] == "landed"
+    assert packet.status == ("applied" if happened else "pending")
+    assert StepOutcome.objects.filter(execution_id=packet.execution_id).count() == int(happened)
+
+
+def test_racing_takeovers_of_one_execution_leave_one_owner(packet_for, reviewers):
+    packets = [packet_for(step__index=index) for index in range(3)]
+    results = race(
+        [
+            lambda u=u, p=packets[n % 3].id: packet_take_over(packet_id=p, user=u)
+            for n, u in enumerate(reviewers[:9])
+        ]
+    )
+    assert unexpected(results) == []
+    winners = [r for r in results if not isinstance(r, Exception)]
+    assert len(winners) == 1
+    taken = AuditEvent.objects.get(kind="execution.taken_over")
+    assert Execution.objects.get().owner == taken.data["to"] == taken.actor
+    assert set(PausePacket.objects.values_list("status", flat=True)) == {"terminated"}
+
+
+def test_a_double_submitted_edit_records_one_edit_and_one_vote(packet_for, policy, reviewers):
+    policy("editable-2", allow_edit=True, required_approvals=2)
+    packet = packet_for()
+    edited = {"user": "new.hire", "role": "viewer"}
+    results = race(
+        [lambda: packet_approve(packet_id=packet.id, user=reviewers[0], edited_args=edited)] * 4
+    )
+    assert unexpected(results) == []
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert AuditEvent.objects.filter(packet_id=packet.id, kind="packet.edited").count() == 1
+    packet.refresh_from_db()
+    assert packet.effective_args == edited and packet.votes.count() == 1
 
 
 def test_ten_identical_gate_checks_make_one_packet_and_ten_equal_answers(agent):

@@ -23,7 +23,10 @@ FRESH = (
 )
 
 
-def test_an_owner_change_terminates_open_packets_without_crediting_anyone(packet_for, agent):
+def test_an_owner_change_terminates_open_packets_without_crediting_anyone(
+    packet_for, agent, make_user
+):
+    make_user("lee", "it-leads")
     packet = packet_for()
     execution_change_owner(
         service_account=agent, thread_id="onboard-42", owner="it-leads", reason="handoff"

@@ -21,21 +21,46 @@ def test_a_matching_allow_policy_answers_allow_without_a_packet(gate, policy):
     assert GateCheck.objects.get().decision == "allow"
 
 
+def _round_trips(captured) -> list[str]:
+    """The statements sent, without transaction control."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(control)]
+
+
 def test_an_allowed_check_is_two_round_trips_inside_its_transaction(gate, policy):
     """The execution with the rules, then the check with its chained event: nothing else."""
     policy("reads", effect="allow", match={"tool": "iam.*"})
     with CaptureQueriesContext(connection) as captured:
         gate()
-    sent = [
-        q["sql"]
-        for q in captured.captured_queries
-        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))
-    ]
+    sent = _round_trips(captured)
     assert len(sent) == 2
     assert "approvals_policy" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
     assert "INSERT INTO approvals_gatecheck" in sent[1]
     assert "pg_advisory_xact_lock" in sent[1] and "INSERT INTO audit_auditevent" in sent[1]
     assert AuditEvent.objects.filter(kind="gate.checked").count() == 1
+
+
+@pytest.mark.parametrize("owner", ["reviewers", "user:alice", "service:agent"])
+def test_naming_an_owner_keeps_an_allowed_check_at_two_round_trips(gate, policy, alice, owner):
+    """The owner is looked up inside the execution's statement, not by a query of its own."""
+    policy("reads", effect="allow", match={"tool": "iam.*"})
+    with CaptureQueriesContext(connection) as captured:
+        assert gate(execution__owner=owner)["decision"] == "allow"
+    sent = _round_trips(captured)
+    assert len(sent) == 2
+    assert "SELECT EXISTS" in sent[0] and "INSERT INTO approvals_execution" in sent[0]
+    assert Execution.objects.get().owner == owner
+
+
+def test_an_unknown_owner_is_refused_after_one_round_trip_and_makes_nothing(gate, policy):
+    policy("reads", effect="allow", match={"tool": "iam.*"})
+    with CaptureQueriesContext(connection) as captured, pytest.raises(ValidationFailed) as error:
+        gate(execution__owner="<svg onload=alert(1)>")
+    assert error.value.details["errors"][0]["field"] == "execution.owner"
+    sent = _round_trips(captured)
+    # The execution's statement, then the look for an earlier answer to this key.
+    assert len(sent) == 2 and "approvals_gatecheck" in sent[1]
+    assert not Execution.objects.exists() and not GateCheck.objects.exists()
 
 
 def test_a_block_policy_answers_block(gate, policy):
@@ -83,17 +108,18 @@ def test_no_matching_policy_fails_closed_to_the_default_approvers(gate, alice, c
     assert not can_view(charlie, packet)
 
 
-def test_the_owner_group_and_approvers_both_hold_authority(gate, make_user):
+def test_the_owner_group_sees_the_packet_and_only_the_approvers_may_decide_it(gate, make_user):
     owner = make_user("olivia", "hr-owners")
     approver = make_user("rita", "reviewers")
     packet = PausePacket.objects.get(id=gate(execution__owner="hr-owners")["approval"]["id"])
-    assert can_resume(owner, packet) and can_resume(approver, packet)
+    assert can_view(owner, packet) and not can_resume(owner, packet)
+    assert can_view(approver, packet) and can_resume(approver, packet)
 
 
-def test_a_user_owner_holds_authority_on_its_packets(gate, make_user):
+def test_a_user_owner_sees_its_packets_without_deciding_them(gate, make_user):
     owner = make_user("uma")
     packet = PausePacket.objects.get(id=gate(execution__owner="user:uma")["approval"]["id"])
-    assert can_resume(owner, packet)
+    assert can_view(owner, packet) and not can_resume(owner, packet)
 
 
 def test_the_same_key_and_body_replays_the_first_response(agent, gate):

@@ -60,12 +60,13 @@ def _outcome(agent, step, side_effect="landed", thread_id="onboard-42"):
 
 
 @pytest.fixture
-def full_record(gate, packet_for, policy, agent, alice, bob):
+def full_record(gate, packet_for, policy, agent, alice, bob, make_user):
     """onboard-42 with every kind of entry, made through the services.
 
     Gated steps 0, 1, 3, 4, 5, 6 and 8, so 2 and 7 were skipped; step 1 was approved with no
     outcome; an outcome arrived for step 9, which was never gated.
     """
+    make_user("lee", "it-leads")
     policy("reads", effect="allow", priority=5, match={"tool": "db.*"})
     policy("iam", priority=10, match={"tool": "iam.*"}, allow_edit=True, required_approvals=2)
     gate(step__index=0, step__name="read_record", action__tool="db.read")
@@ -159,14 +160,15 @@ def test_members_of_the_owning_group_and_the_owning_user_may_read_it(
 ):
     # Allowed steps make no packet, so only ownership can grant access here.
     policy("all", effect="allow")
+    dave, dora = make_user("dave", "it-approvers"), make_user("dora")
     gate(execution__thread_id="by-group", execution__owner="it-approvers")
     gate(execution__thread_id="by-user", execution__owner="user:dora")
     by_group = Execution.objects.get(thread_id="by-group")
     by_user = Execution.objects.get(thread_id="by-user")
-    client.force_login(make_user("dave", "it-approvers"))
+    client.force_login(dave)
     assert "by-group" in _page(client, by_group)
     assert client.get(_url(by_user)).status_code == 404
-    client.force_login(make_user("dora"))
+    client.force_login(dora)
     assert "by-user" in _page(client, by_user)
     assert client.get(_url(by_group)).status_code == 404
     client.force_login(charlie)
@@ -368,7 +370,10 @@ def test_nesting_deeper_than_the_bound_is_linked_not_expanded(client, alice, nes
     assert "it.order_dock" not in html
 
 
-def test_a_nested_execution_the_reader_may_not_view_stays_hidden(client, alice, packet_for, policy):
+def test_a_nested_execution_the_reader_may_not_view_stays_hidden(
+    client, alice, packet_for, policy, make_user
+):
+    make_user("ivan", "it-approvers")
     policy("laptops", match={"tool": "it.*"}, approvers="it-approvers")
     packet_for()
     packet_for(

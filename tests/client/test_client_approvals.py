@@ -132,7 +132,8 @@ def test_a_write_that_did_not_happen_goes_back_to_approval_and_runs(gk, alice, b
     assert tool.calls == [{"user": "jdoe"}]
 
 
-def test_an_owner_change_while_waiting_blocks_the_step(gk, live_server, in_background):
+def test_an_owner_change_while_waiting_blocks_the_step(gk, live_server, in_background, make_user):
+    make_user("lee", "it-leads")
     in_background(
         lambda: (next_packet("onboard-42"), gk.change_owner("onboard-42", "it-leads", "handoff")),
         delay=0.2,

@@ -5,7 +5,7 @@ from datetime import timedelta
 from html import unescape
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -50,6 +50,7 @@ def known(packet_for, policy, alice, fiona):
     payments (finance; owner finance): allow after 30 s, expired after 2 h, one open 30 h old.
     """
     policy(name="payments", match={"workflow": "payments"}, approvers="finance")
+    Group.objects.create(name="hr-team")  # an owner names an existing group
     # Today, even in the first minute of the day, so that ?days=1 still counts them.
     at = max(timezone.now() - timedelta(minutes=1), window_start(days=1, now=timezone.now()))
 
@@ -199,6 +200,7 @@ def test_each_chart_is_an_accessible_svg_beside_its_table(logged_in, alice, know
 def test_agent_and_admin_names_are_escaped_in_charts_and_tables(logged_in, make_user, packet_for):
     admin = make_user("root", is_superuser=True)
     hostile = "<script>alert('x')</script>"
+    Group.objects.create(name='"><img src=x>')  # admins name groups; an owner must name one
     packet = packet_for(execution__workflow=hostile, execution__owner='"><img src=x>')
     packet_approve(packet_id=packet.id, user=admin)
     _made_ago(packet_for(execution__thread_id="open", execution__workflow=hostile), minutes=1)

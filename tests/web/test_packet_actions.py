@@ -108,6 +108,13 @@ def test_four_eyes_is_enforced_in_the_browser(client, make_user, packet_for):
     assert "Four-eyes" in page and PausePacket.objects.get().status == "pending"
 
 
+def test_a_requester_named_in_another_case_gets_no_approve_button(client, alice, packet_for):
+    packet = packet_for(execution__on_behalf_of="ALICE")
+    client.force_login(alice)
+    page = client.get(f"/approvals/{packet.id}/").content.decode()
+    assert "Four-eyes" in page and "Approve</button>" not in page
+
+
 def test_reject(client, alice, packet_for):
     packet = packet_for()
     client.force_login(alice)
@@ -145,7 +152,7 @@ def test_comment_and_empty_comment(client, alice, packet_for):
     assert client.post(f"/approvals/{packet.id}/comment/", {"comment": " "}).status_code == 400
 
 
-def test_a_viewer_without_resume_authority_gets_no_buttons(client, make_user, packet_for):
+def test_a_viewer_without_resume_authority_gets_no_approve_button(client, make_user, packet_for):
     from django.contrib.auth.models import Permission
 
     from approvals.models import PausePacketUserObjectPermission
@@ -159,6 +166,8 @@ def test_a_viewer_without_resume_authority_gets_no_buttons(client, make_user, pa
     )
     client.force_login(viewer)
     html = client.get(f"/approvals/{packet.id}/").content.decode()
-    assert "hold no authority" in html and "Approve</button>" not in html
-    client.post(f"/approvals/{packet.id}/approve/")
+    assert "approving it belongs to reviewers" in html and "Approve</button>" not in html
+    assert "Reject</button>" in html and "Take over</button>" in html
+    answer = client.post(f"/approvals/{packet.id}/approve/", follow=True).content.decode()
+    assert "no authority to decide it" in answer
     assert PausePacket.objects.get().status == "pending"
