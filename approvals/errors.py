@@ -34,6 +34,17 @@ class IdempotencyConflict(GatekeeperError):
     status = 409
 
 
+class Busy(GatekeeperError):
+    """Too many requests wait on this process already: come back after `retry_after` seconds."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class AlreadyDecided(GatekeeperError):
     code = "already_decided"
     status = 409

@@ -18,8 +18,9 @@ The lower-level calls map one to one onto the API: `check` (POST /gate), `approv
 `run_step` (and its decorator form `gated`) puts them together: gate, wait for reviewers, follow
 the branch they chose, run the tool only when allowed, and report what happened to its write.
 
-Network errors and 502/503/504 answers are retried with exponential backoff and jitter; every
-other error answer raises a `GatekeeperError` subclass named after the API's error code.
+Network errors and 502/503/504 answers are retried after the server's Retry-After, or else with
+exponential backoff and jitter; every other error answer raises a `GatekeeperError` subclass
+named after the API's error code.
 """
 
 from __future__ import annotations
@@ -518,8 +519,9 @@ class GatekeeperClient:
     `token` the service account's bearer token. `timeout` bounds each HTTP request (a
     long-poll gets its wait on top). A request that finds no server, or gets 502/503/504, is
     sent again up to `retries` times after `backoff`, 2 x `backoff`, 4 x ... seconds
-    (with jitter, at most 30 s, longer when the server says Retry-After). Gate checks are safe
-    to resend (idempotency key); an outcome resent after a lost answer may be recorded twice.
+    (with jitter, at most 30 s), or after the server's Retry-After when it gives one. Gate
+    checks are safe to resend (idempotency key); an outcome resent after a lost answer may be
+    recorded twice.
     """
 
     def __init__(
@@ -595,9 +597,13 @@ class GatekeeperClient:
         body["idempotency_key"] = idempotency_key or idempotency_key_for(body)
         return GateDecision.from_json(self._request("POST", "/gate", body))
 
-    def approval(self, approval_id: str, *, wait: int = 0) -> Approval:
-        """The approval now; with `wait` (0 to 60 s), once it leaves its status or after `wait`."""
+    def approval(self, approval_id: str, *, wait: int = 0, seen: str | None = None) -> Approval:
+        """The approval now; with `wait` (0 to 60 s), once its status is not `seen` (the status
+        the caller last saw; pending if None) or after `wait`, and at once when it already is not.
+        """
         query = {"wait": str(wait)} if wait else None
+        if query and seen:
+            query["seen"] = seen
         data = self._request(
             "GET",
             f"/approvals/{_quote(approval_id)}",
@@ -618,27 +624,31 @@ class GatekeeperClient:
 
         Returns the approval as it then is: check `status`/`decision` (after a timeout it may
         still be pending). Each request waits up to `poll` seconds on the server (at most 60),
-        which answers the moment the status changes. Network errors and 503 are retried as
-        for every request. A server too busy to hold the request answers at once; the next
-        poll then waits a backoff first instead of spinning.
+        which answers the moment the status changes; each poll names the status last seen, so
+        a change between two polls is answered at once. Network errors and 503 are retried as
+        for every request (a server too busy to hold the poll says when to come back, in
+        Retry-After). Should a poll still come back early unchanged, the next one waits a
+        backoff first instead of spinning.
         """
         if not 1 <= poll <= MAX_WAIT:
             raise ValueError(f"poll must be 1 to {MAX_WAIT} seconds")
         waiting_in = tuple(while_in)
         deadline = None if timeout is None else time.monotonic() + timeout
         early = 0
+        seen = None
         while True:
             seconds = poll
             if deadline is not None:
                 seconds = max(0, min(poll, math.ceil(deadline - time.monotonic())))
             started = time.monotonic()
-            approval = self.approval(approval_id, wait=seconds)
+            approval = self.approval(approval_id, wait=seconds, seen=seen)
             if approval.status not in waiting_in:
                 return approval
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return approval
-            if seconds and now - started < seconds / 2:
+            changed, seen = approval.status != (seen or "pending"), approval.status
+            if seconds and not changed and now - started < seconds / 2:
                 early += 1
                 pause = self._delay(early - 1)
                 if deadline is not None:
@@ -921,9 +931,11 @@ class GatekeeperClient:
             except Unavailable as error:
                 if attempt >= self.retries:
                     raise
-                delay = self._delay(attempt)
+                # The server knows when it can serve again; without that, a backoff lottery.
                 if error.retry_after is not None:
-                    delay = max(delay, min(error.retry_after, MAX_BACKOFF))
+                    delay = min(error.retry_after, MAX_BACKOFF)
+                else:
+                    delay = self._delay(attempt)
                 log.info("%s %s: %s; trying again in %.1f s", method, path, error, delay)
                 time.sleep(delay)
                 attempt += 1

@@ -27,7 +27,11 @@ def error_response(
 
 
 def gatekeeper_error_response(error: GatekeeperError) -> JsonResponse:
-    return error_response(error.status, error.code, error.message, error.details)
+    response = error_response(error.status, error.code, error.message, error.details)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def register_error_handlers(api) -> None:

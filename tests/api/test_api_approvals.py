@@ -96,27 +96,69 @@ def test_a_vote_that_leaves_the_status_unchanged_keeps_the_poll_waiting(api, pol
 
 
 @pytest.mark.django_db(transaction=True)
-def test_long_polls_beyond_the_bound_answer_at_once(api, settings):
+def test_long_polls_beyond_the_bound_are_refused_with_the_moment_a_seat_frees(api, settings):
     from approvals import longpoll
 
     settings.GATEKEEPER_MAX_LONG_POLLS = 1
-    longpoll._waiters = None
+    longpoll._seats = None
     approval = _approval(api)
     try:
         holder = threading.Thread(
             target=lambda: (
-                longpoll.wait_for_status_change(approval["id"], "pending", 2),
+                longpoll.wait_for_status_change(approval["id"], "pending", 3),
                 connection.close(),
             )
         )
         holder.start()
         time.sleep(0.3)
-        started = time.monotonic()
-        api.get(f"/approvals/{approval['id']}", wait="10")
-        assert time.monotonic() - started < 1
+        response = api.get(f"/approvals/{approval['id']}", wait="10")
+        assert response.status_code == 503 and error_of(response)["code"] == "unavailable"
+        assert response["Retry-After"] in ("2", "3")
         holder.join()
     finally:
-        longpoll._waiters = None
+        longpoll._seats = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_for_an_approval_no_longer_pending_answers_at_once(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="5").json()
+    assert answer["status"] == "approved"
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_waits_while_the_status_is_the_one_it_saw(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="1", seen="approved").json()
+    assert answer["status"] == "approved" and time.monotonic() - started > 0.9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_that_saw_another_status_answers_at_once(api):
+    approval = _approval(api)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="5", seen="re_review").json()
+    assert answer["status"] == "pending" and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("seen", ["", "approve", "PENDING"])
+def test_seen_must_be_a_status(api, seen):
+    approval = _approval(api)
+    response = api.get(f"/approvals/{approval['id']}", wait="1", seen=seen)
+    assert response.status_code == 400 and error_of(response)["code"] == "validation_error"
+
+
+def test_the_api_document_names_seen_and_its_statuses(client):
+    document = client.get("/api/v1/openapi.json").json()
+    operation = document["paths"]["/api/v1/approvals/{approval_id}"]["get"]
+    seen = next(p for p in operation["parameters"] if p["name"] == "seen")
+    assert seen["in"] == "query" and "last saw" in seen["description"]
+    assert "503" in operation["responses"]
 
 
 def _stale(approval):
