@@ -33,17 +33,27 @@ class Seats:
 
     def take(self, seconds: float) -> int:
         """A seat until `seconds` from now, or Busy saying when the first one frees."""
+        seat = self.try_take(seconds)
+        if seat is None:
+            raise self.busy()
+        return seat
+
+    def try_take(self, seconds: float) -> int | None:
         with self._lock:
-            now = time.monotonic()
             if len(self._deadlines) >= self.size:
-                first_free = min(self._deadlines.values()) - now
-                raise Busy(
-                    "too many requests are waiting here; come back later",
-                    retry_after=max(1, math.ceil(first_free)),
-                )
+                return None
             self._next += 1
-            self._deadlines[self._next] = now + seconds
+            self._deadlines[self._next] = time.monotonic() + seconds
             return self._next
+
+    def busy(self) -> Busy:
+        with self._lock:
+            deadlines = list(self._deadlines.values())
+        first_free = min(deadlines, default=0) - time.monotonic()
+        return Busy(
+            "too many requests are waiting here; come back later",
+            retry_after=max(1, math.ceil(first_free)),
+        )
 
     def give_back(self, seat: int) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ process's descriptor and memory limits, not from a pool.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import resource
@@ -138,6 +139,23 @@ class Waiters:
         self._db = ThreadPoolExecutor(
             settings.GATEKEEPER_WAITER_DB_THREADS, thread_name_prefix="waiter-db"
         )
+
+    @contextlib.asynccontextmanager
+    async def watching(self, payload: str, seconds: float):
+        """An event set when the packet changes from now on, and a seat for `seconds`; None
+        when no seat is free."""
+        seat = self.seats.try_take(seconds)
+        if seat is None:
+            yield None
+            return
+        try:
+            event = await self.listener.subscribe(payload)
+            try:
+                yield event
+            finally:
+                self.listener.unsubscribe(payload, event)
+        finally:
+            self.seats.give_back(seat)
 
     async def in_db(self, function: Callable, *args):
         """function(*args) on a reading thread, its connection checked as per request."""

@@ -141,6 +141,19 @@ def test_a_poll_naming_the_status_it_saw_waits_while_it_holds(app, api, token):
     assert time.monotonic() - started >= 1
 
 
+def test_a_vote_that_leaves_the_status_unchanged_is_in_the_answer_after_the_wait(
+    app, api, token, policy, alice
+):
+    policy("two", required_approvals=2)
+    approval = _approval(api)
+    voter = _approve_in(0.3, approval["id"], alice)
+    path = f"/api/v1/approvals/{approval['id']}"
+    status, _, body = _run(lambda: _get(app, path, "wait=2", token))
+    voter.join()
+    answer = json.loads(body)
+    assert status == 200 and (answer["status"], answer["approvals"]) == ("pending", 1)
+
+
 def test_tokens_ids_and_queries_are_judged_as_by_the_sync_endpoint(client, app, api, other_api):
     approval = _approval(api)
     path = f"/api/v1/approvals/{approval['id']}"

@@ -1,0 +1,310 @@
+"""bench/run's `waiters` phase (issue 15): thousands of agents long-polling one web node.
+
+The node is gunicorn with uvicorn workers serving gatekeeper.asgi (docs/deployment.md). A
+separate asyncio process (bench/waiting_load.py) starts one agent per packet, each polling as
+GatekeeperClient.wait() does; once all poll, and the first round of polls has come back and
+gone out again (the steady state of agents that wait for hours), this phase measures, on the
+same node: a late poll, allowed gate checks at a fixed rate, the reviewer's queue page, the
+database connections the node holds, and a burst of decisions reaching their agents.
+"""
+
+import json
+import select
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+APP_NAME = "gk-bench-asgi"  # PGAPPNAME of the node, to count its connections
+FIGURES = [
+    "waiters_held",
+    "wake_p99_ms",
+    "gate_p99_ms_waiting",
+    "queue_p95_ms_waiting",
+    "waiting_pg_connections",
+    "late_poll_ms",
+]
+
+
+ASGI_THREADS = 4
+
+
+@dataclass(frozen=True)
+class WaitSizes:
+    agents: int
+    decided: int
+    poll_seconds: int
+    ramp_per_s: float
+    gate_seconds: float
+    gate_rate: float
+    page_requests: int
+    late_polls: int
+
+
+SIZES = {
+    "smoke": WaitSizes(200, 20, 5, 200, 2, 50, 5, 10),
+    "quick": WaitSizes(10_000, 100, 55, 500, 15, 100, 40, 50),
+    "full": WaitSizes(10_000, 100, 55, 500, 60, 100, 100, 100),
+}
+
+
+def _run_module(bench):
+    """bench/run's module, whether it runs as __main__ or was imported as bench.run."""
+    return sys.modules[type(bench).__module__]
+
+
+def asgi_server(bench, name: str, *, workers: int, threads: int):
+    """gunicorn with uvicorn workers serving gatekeeper.asgi, as docs/deployment.md runs it."""
+    run = _run_module(bench)
+    server = run.Server(name, bench.env, bench.work, workers=workers, threads=threads)
+    server.argv = [
+        str(run.VENV_BIN / "gunicorn"),
+        "gatekeeper.asgi:application",
+        f"--bind={run.ALLOWED_HOST}:{server.port}",
+        "--worker-class=uvicorn_worker.UvicornWorker",
+        f"--workers={workers}",
+        "--timeout=300",
+        "--graceful-timeout=5",
+        "--backlog=4096",
+    ]
+    server.env.update(GATEKEEPER_ASGI_THREADS=str(threads), PGAPPNAME=APP_NAME)
+    return server
+
+
+def web_server(bench, name: str):
+    """The server the other phases measure: gthread, or with `--server asgi` the ASGI node."""
+    if getattr(bench, "server_kind", "gthread") == "asgi":
+        return asgi_server(bench, name, workers=bench.cpus, threads=ASGI_THREADS)
+    run = _run_module(bench)
+    return run.Server(name, bench.env, bench.work, workers=bench.workers, threads=bench.threads)
+
+
+def node_connections(db: str) -> int:
+    from bench import data
+
+    return data.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+        [db, APP_NAME],
+    )
+
+
+def _read_line(process: subprocess.Popen, timeout: float) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    if not ready:
+        raise RuntimeError(f"the waiting agents said nothing for {timeout:.0f} s")
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the waiting agents ended: {process.stderr.read()[-2000:]}")
+    return line
+
+
+def run(bench) -> None:
+    """The phase: its figures are recorded one by one; a failure skips the rest."""
+    from django.contrib.auth.models import User
+
+    from approvals.services.review import packet_approve
+    from bench import data
+
+    s = SIZES[bench.mode]
+    ids = data.packet_ids("w", s.agents + 1)
+    data.bulk_packets(
+        prefix="w",
+        count=len(ids),
+        executions=100,
+        account=bench.account.id,
+        group_id=bench.groups["reviewers"].id,
+        owner="reviewers",
+        expires_seconds=3600,
+    )
+    data.execute("ANALYZE approvals_pausepacket, approvals_pausepacketgroupobjectpermission")
+    reviewer = User.objects.get(username="reviewer")
+    late_id, waiting_ids = ids[-1], ids[:-1]
+    packet_approve(packet_id=late_id, user=reviewer)
+    run_module = _run_module(bench)
+    workers, threads = bench.cpus, ASGI_THREADS
+    server = asgi_server(bench, "asgi-waiters", workers=workers, threads=threads).start()
+    layout = (
+        f"one web node: gunicorn with {workers} uvicorn workers serving gatekeeper.asgi "
+        f"({threads} threads each for every request but the long-poll)"
+    )
+    agents = run_module.CHILDREN.spawn(
+        [run_module.PYTHON, str(BENCH / "waiting_load.py")],
+        env=bench.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    job = {
+        "url": server.url,
+        "token": bench.token,
+        "packets": waiting_ids,
+        "wait": s.poll_seconds,
+        "ramp_per_s": s.ramp_per_s,
+        "seconds": s.agents / s.ramp_per_s + 2 * s.poll_seconds + 240,
+    }
+    agents.stdin.write(json.dumps(job) + "\n")
+    agents.stdin.flush()
+    started = time.monotonic()
+    try:
+        in_flight = int(_read_line(agents, s.agents / s.ramp_per_s + 120).split()[1])
+        # Measure in the steady state: the first polls have timed out and gone out again.
+        time.sleep(max(0.0, started + s.poll_seconds + 3 - time.monotonic()))
+        bench.say(f"waiters: {in_flight} polls in flight after the ramp; measuring")
+        _measure(bench, server, s, late_id, waiting_ids, agents, layout)
+    finally:
+        server.stop()
+        run_module.CHILDREN.end(agents)
+
+
+def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
+    from django.contrib.auth.models import User
+
+    from approvals.services.review import packet_approve
+
+    run = _run_module(bench)
+    Figure, load, _latencies = run.Figure, run.load, run._latencies
+
+    auth = {"Authorization": f"Bearer {bench.token}"}
+    connections = node_connections(bench.db)
+    late = load(
+        {
+            "kind": "sequential",
+            "url": server.url,
+            "path": f"/api/v1/approvals/{late_id}?wait={s.poll_seconds}",
+            "headers": auth,
+            "warmup": 3,
+            "count": s.late_polls,
+            "max_seconds": 60,
+        },
+        env=bench.env,
+        timeout=300,
+    )
+    bench._expect_ok(late, "late poll")
+    headers = {**auth, "Content-Type": "application/json"}
+    gate = load(
+        {
+            **bench._gate_job(server, "gate", "waiting", 64, s.gate_seconds, headers),
+            "kind": "rate",
+            "rate": s.gate_rate,
+            "threads": 64,
+        },
+        env=bench.env,
+        timeout=s.gate_seconds + 300,
+    )
+    bench._expect_ok(gate, "gate while agents wait")
+    cookie, _ = bench.session_cookie(bench.users["reviewer"])
+    queue = load(
+        {
+            "kind": "sequential",
+            "url": server.url,
+            "path": "/approvals/",
+            "headers": {"Cookie": cookie},
+            "warmup": 3,
+            "count": s.page_requests,
+            "max_seconds": 60,
+        },
+        env=bench.env,
+        timeout=300,
+    )
+    bench._expect_ok(queue, "queue page while agents wait")
+    connections = max(connections, node_connections(bench.db))
+    reviewer = User.objects.get(username="reviewer")
+    committed = {}
+    for packet_id in waiting_ids[: s.decided]:
+        packet_approve(packet_id=packet_id, user=reviewer)
+        committed[packet_id] = time.time()
+    time.sleep(3)
+    agents.stdin.write("finish\n")
+    agents.stdin.flush()
+    result = json.loads(_read_line(agents, 60))
+    wakes = sorted(
+        1000 * (result["decided_at"][i] - committed[i]) if i in result["decided_at"] else 1e9
+        for i in committed
+    )
+    missed = sum(1 for w in wakes if w >= 1e9)
+    agents_n = len(waiting_ids)
+    held = result["in_flight_at_ready"] - result["refused"] - result["errors"]
+    while_waiting = f"while {agents_n:,} agents long-poll the same node ({layout})"
+    bench.record(
+        Figure(
+            "waiters_held",
+            "ratio",
+            held,
+            agents_n if bench.mode == "smoke" else 10_000,
+            f"Agents, one per pending packet, each long-polling GET /api/v1/approvals/{{id}}"
+            f"?wait={s.poll_seconds} and again with seen=pending as GatekeeperClient.wait() "
+            f"does, from a separate asyncio process (bench/waiting_load.py), {layout}; started "
+            f"{s.ramp_per_s:.0f} a second. The figure is the polls in flight once all have "
+            "started, less every refused (503) or failed poll of the whole run.",
+            f"in flight after the ramp {result['in_flight_at_ready']}, peak "
+            f"{result['peak_in_flight']}, {result['polls']} polls in all, answers "
+            f"{result['statuses']}, refused {result['refused']}, errors {result['errors']}",
+        )
+    )
+    bench.record(
+        Figure(
+            "wake_p99_ms",
+            "limit",
+            _p(wakes, 99),
+            500,
+            f"{s.decided} packets approved one after another through the review service "
+            f"(packet_approve) in the bench process, {while_waiting}: from each decision's "
+            "commit to its agent's answer arriving (wall clock of one machine).",
+            f"p50 {_p(wakes, 50):.0f} ms, p99 {_p(wakes, 99):.0f} ms, max {wakes[-1]:.0f} ms; "
+            f"{missed} never answered",
+        )
+    )
+    bench.record(
+        Figure(
+            "gate_p99_ms_waiting",
+            "limit",
+            gate["p99_ms"],
+            50,
+            f"Allowed gate checks open-loop at {s.gate_rate:.0f}/s for {s.gate_seconds:.0f} s "
+            f"(as gate_p99_ms) {while_waiting}.",
+            _latencies(gate) + f", {gate['unsent']} given up unsent",
+        )
+    )
+    bench.record(
+        Figure(
+            "queue_p95_ms_waiting",
+            "limit",
+            queue["p95_ms"],
+            200,
+            f"GET /approvals/ by the reviewer, one at a time, {s.page_requests} requests after 3 "
+            f"unmeasured (as queue_p95_ms), {while_waiting}.",
+            _latencies(queue),
+        )
+    )
+    bench.record(
+        Figure(
+            "waiting_pg_connections",
+            "limit",
+            connections,
+            20,
+            f"PostgreSQL sessions of the node (pg_stat_activity, by application_name), the most "
+            f"seen before and after the gate and queue measurements, {while_waiting}.",
+            f"{connections} sessions",
+        )
+    )
+    bench.record(
+        Figure(
+            "late_poll_ms",
+            "limit",
+            late["p95_ms"],
+            50,
+            f"p95 of GET /api/v1/approvals/{{id}}?wait={s.poll_seconds} for a packet already "
+            f"approved, one at a time, {s.late_polls} after 3 unmeasured, {while_waiting}.",
+            _latencies(late),
+        )
+    )
+
+
+def _p(values: list[float], p: float) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[min(98, int(p) - 1)]
