@@ -10,7 +10,9 @@ thread made for that request, so a kept connection would be a new one every time
 import os
 
 from a2wsgi import WSGIMiddleware
+from django.apps import apps
 from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
@@ -19,6 +21,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gatekeeper.settings")
 class GatekeeperASGI:
     def __init__(self):
         django_wsgi = get_wsgi_application()  # sets Django up: the imports below need it
+        if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
+            # As runserver does (the demo): with DEBUG on, /static/ is served here too.
+            django_wsgi = StaticFilesHandler(django_wsgi)
         from approvals import waiters
         from approvals.api.waiting import WaitingHandler, is_long_poll
 
