@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -46,8 +46,10 @@ class WaitSizes:
 
 SIZES = {
     "smoke": WaitSizes(200, 20, 5, 200, 2, 50, 5, 10),
-    "quick": WaitSizes(10_000, 100, 55, 500, 15, 100, 40, 50),
-    "full": WaitSizes(10_000, 100, 55, 500, 60, 100, 100, 100),
+    "quick": WaitSizes(10_000, 100, 55, 250, 15, 100, 40, 50),
+    "full": WaitSizes(10_000, 100, 55, 250, 60, 100, 100, 100),
+    # python -m bench.waiters: polls as long as the client's, on any data.
+    "table": WaitSizes(10_000, 100, 55, 250, 15, 100, 20, 30),
 }
 
 
@@ -101,17 +103,21 @@ def _read_line(process: subprocess.Popen, timeout: float) -> str:
     return line
 
 
-def run(bench) -> None:
-    """The phase: its figures are recorded one by one; a failure skips the rest."""
+def run(bench, agents: int | None = None) -> None:
+    """The phase (with `agents`, that many instead of the mode's): its figures are recorded one
+    by one; a failure skips the rest."""
     from django.contrib.auth.models import User
 
     from approvals.services.review import packet_approve
     from bench import data
 
-    s = SIZES[bench.mode]
-    ids = data.packet_ids("w", s.agents + 1)
+    s = SIZES["table" if agents is not None else bench.mode]
+    if agents is not None:
+        s = replace(s, agents=agents, decided=min(s.decided, max(1, agents // 2)))
+    prefix = f"w{s.agents}"
+    ids = data.packet_ids(prefix, s.agents + 1)
     data.bulk_packets(
-        prefix="w",
+        prefix=prefix,
         count=len(ids),
         executions=100,
         account=bench.account.id,
@@ -148,9 +154,11 @@ def run(bench) -> None:
     }
     agents.stdin.write(json.dumps(job) + "\n")
     agents.stdin.flush()
+    rss_before = _node_rss_kb(run_module, server)
     started = time.monotonic()
     try:
         in_flight = int(_read_line(agents, s.agents / s.ramp_per_s + 120).split()[1])
+        bench.waiter_rss_kb = (rss_before, _node_rss_kb(run_module, server))
         # Measure in the steady state: the first polls have timed out and gone out again.
         time.sleep(max(0.0, started + s.poll_seconds + 3 - time.monotonic()))
         bench.say(f"waiters: {in_flight} polls in flight after the ramp; measuring")
@@ -158,6 +166,10 @@ def run(bench) -> None:
     finally:
         server.stop()
         run_module.CHILDREN.end(agents)
+
+
+def _node_rss_kb(run_module, server) -> int:
+    return sum(run_module._status_kb(pid, "VmRSS") or 0 for pid in server.worker_pids())
 
 
 def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
@@ -234,7 +246,7 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
             "waiters_held",
             "ratio",
             held,
-            agents_n if bench.mode == "smoke" else 10_000,
+            agents_n,
             f"Agents, one per pending packet, each long-polling GET /api/v1/approvals/{{id}}"
             f"?wait={s.poll_seconds} and again with seen=pending as GatekeeperClient.wait() "
             f"does, from a separate asyncio process (bench/waiting_load.py), {layout}; started "
@@ -242,7 +254,10 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
             "started, less every refused (503) or failed poll of the whole run.",
             f"in flight after the ramp {result['in_flight_at_ready']}, peak "
             f"{result['peak_in_flight']}, {result['polls']} polls in all, answers "
-            f"{result['statuses']}, refused {result['refused']}, errors {result['errors']}",
+            f"{result['statuses']}, refused {result['refused']}, errors {result['errors']}; "
+            f"the node's workers' RSS {bench.waiter_rss_kb[0] / 1024:.0f} MiB before the ramp, "
+            f"{bench.waiter_rss_kb[1] / 1024:.0f} MiB after: "
+            f"{(bench.waiter_rss_kb[1] - bench.waiter_rss_kb[0]) / max(1, held):.0f} KiB a waiter",
         )
     )
     bench.record(
@@ -308,3 +323,49 @@ def _p(values: list[float], p: float) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[min(98, int(p) - 1)]
+
+
+def main(argv=None) -> int:
+    """The phase alone, once per number of agents: `python -m bench.waiters --agents 10,500`."""
+    import argparse
+    import atexit
+    import re
+    import signal
+
+    from bench import run as run_module
+
+    parser = argparse.ArgumentParser(prog="python -m bench.waiters", description=main.__doc__)
+    parser.add_argument("--agents", default="10000", help="comma-separated counts (10000)")
+    parser.add_argument("--quick", action="store_true", help="bench/run --quick's data")
+    parser.add_argument("--db", default="gk_bench_waiters", help="database (dropped and made)")
+    parser.add_argument(
+        "--gate", action="store_true", help="first the gate figures on gthread, then on ASGI"
+    )
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"gk_bench\w*", args.db):
+        parser.error("the database name must start with gk_bench (it is dropped and made again)")
+    signal.signal(signal.SIGTERM, run_module._on_signal)
+    signal.signal(signal.SIGINT, run_module._on_signal)
+    atexit.register(run_module.CHILDREN.end_all)
+    bench = run_module.Bench("quick" if args.quick else "smoke", args.db, False, {"waiters"})
+    bench.failures = []
+    try:
+        bench.setup()
+        if args.gate:
+            bench.capture_gate_sql()
+            for kind in ("gthread", "asgi"):
+                bench.say(f"--- gate on {kind}")
+                bench.server_kind = kind
+                bench.gate()
+                bench.server.stop()
+                bench.server = None
+        for count in (int(n) for n in args.agents.split(",")):
+            bench.say(f"--- {count} agents")
+            bench.guarded("waiters_held", "ratio", count, "", lambda c=count: run(bench, c))
+        return 1 if bench.failures else 0
+    finally:
+        bench.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

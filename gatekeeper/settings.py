@@ -285,7 +285,7 @@ GATEKEEPER_MAX_WAITERS = env_int("GATEKEEPER_MAX_WAITERS", 0)
 # Under ASGI: threads per process for every request but the long-poll (as gthread's --threads),
 # and threads for the long-polls' reads; each thread keeps one database connection.
 GATEKEEPER_ASGI_THREADS = env_int("GATEKEEPER_ASGI_THREADS", 4, minimum=1)
-GATEKEEPER_WAITER_DB_THREADS = env_int("GATEKEEPER_WAITER_DB_THREADS", 1, minimum=1)
+GATEKEEPER_WAITER_DB_THREADS = env_int("GATEKEEPER_WAITER_DB_THREADS", 2, minimum=1)
 # How long a worker holds an outbox message it is sending before another may try it.
 GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120, minimum=1)
 # Bearer token Prometheus sends to /metrics/prometheus; unset switches the endpoint off (404).

@@ -130,6 +130,12 @@ async def _until_changed(here, request, approval_id, query: WaitQuery, changed, 
 class WaitingHandler(ASGIHandler):
     """Django's ASGI handler for the long-poll alone, through async middleware only."""
 
+    async def __call__(self, scope, receive, send):
+        # Without Django's per-request ThreadSensitiveContext: the thread it makes for the
+        # request's signals would live as long as the poll waits. They run on asgiref's one
+        # shared thread instead (they only check this loop thread's unused connection).
+        await self.handle(scope, receive, send)
+
     def load_middleware(self, is_async=False):
         self._view_middleware = []
         self._template_response_middleware = []
