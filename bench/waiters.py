@@ -10,6 +10,7 @@ database connections the node holds, and a burst of decisions reaching their age
 
 import json
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -325,6 +326,16 @@ def _p(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[min(98, int(p) - 1)]
 
 
+def _fresh_account(bench) -> None:
+    """A new `bench` service account: the next gate rounds' keys and steps are new ones (the
+    floor finds its account by that name)."""
+    from approvals.models import ServiceAccount
+    from approvals.services.service_accounts import service_account_create
+
+    ServiceAccount.objects.filter(id=bench.account.id).update(name=f"bench-{bench.account.id}")
+    bench.account, bench.token = service_account_create(name="bench")
+
+
 def main(argv=None) -> int:
     """The phase alone, once per number of agents: `python -m bench.waiters --agents 10,500`."""
     import argparse
@@ -341,6 +352,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--gate", action="store_true", help="first the gate figures on gthread, then on ASGI"
     )
+    parser.add_argument("--logs", help="a directory to copy the servers' logs to at the end")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"gk_bench\w*", args.db):
         parser.error("the database name must start with gk_bench (it is dropped and made again)")
@@ -356,14 +368,19 @@ def main(argv=None) -> int:
             for kind in ("gthread", "asgi"):
                 bench.say(f"--- gate on {kind}")
                 bench.server_kind = kind
-                bench.gate()
+                bench.guarded("gate_vs_floor", "ratio", 0.7, "", bench.gate)
                 bench.server.stop()
                 bench.server = None
-        for count in (int(n) for n in args.agents.split(",")):
+                _fresh_account(bench)
+        for count in (int(n) for n in args.agents.split(",") if n):
             bench.say(f"--- {count} agents")
             bench.guarded("waiters_held", "ratio", count, "", lambda c=count: run(bench, c))
         return 1 if bench.failures else 0
     finally:
+        if args.logs:
+            Path(args.logs).mkdir(parents=True, exist_ok=True)
+            for log in bench.work.glob("*.log"):
+                shutil.copy(log, Path(args.logs) / log.name)
         bench.close()
 
 
