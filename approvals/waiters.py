@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # Descriptors kept for everything but waiters: database connections, other requests, logs.
 RESERVED_DESCRIPTORS = 256
-# What one waiter costs the process, measured with 10,000 waiting (bench/PROFILES.md).
+# What the bound budgets for one waiter: several times what one was measured to cost the
+# process (bench/PROFILES.md), as the kernel's socket buffers come on top.
 WAITER_BYTES = 64 * 1024
 # How long a poll waits for the LISTEN connection before it is told to come back.
 LISTEN_READY_SECONDS = 5.0

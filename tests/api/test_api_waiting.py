@@ -309,3 +309,20 @@ def test_other_requests_go_to_the_wsgi_handler(app, api, token):
 
     status, headers, _ = _run(gate_page)
     assert status == 200 and headers["content-type"].startswith("text/html")
+
+
+def test_the_bound_is_the_descriptor_limit_raised_to_its_hard_limit(settings):
+    import resource
+
+    settings.GATEKEEPER_MAX_WAITERS = 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+    try:
+        capacity = waiters.waiter_capacity()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+        memory_bound = waiters._memory_budget() // waiters.WAITER_BYTES
+        assert capacity == min(hard - waiters.RESERVED_DESCRIPTORS, memory_bound)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    settings.GATEKEEPER_MAX_WAITERS = 3
+    assert waiters.waiter_capacity() == 3
