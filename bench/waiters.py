@@ -183,47 +183,56 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
 
     auth = {"Authorization": f"Bearer {bench.token}"}
     connections = node_connections(bench.db)
-    late = load(
-        {
-            "kind": "sequential",
-            "url": server.url,
-            "path": f"/api/v1/approvals/{late_id}?wait={s.poll_seconds}",
-            "headers": auth,
-            "warmup": 3,
-            "count": s.late_polls,
-            "max_seconds": 60,
-        },
-        env=bench.env,
-        timeout=300,
+    late = _attempt(
+        bench,
+        "late poll",
+        lambda: load(
+            {
+                "kind": "sequential",
+                "url": server.url,
+                "path": f"/api/v1/approvals/{late_id}?wait={s.poll_seconds}",
+                "headers": auth,
+                "warmup": 3,
+                "count": s.late_polls,
+                "max_seconds": 60,
+            },
+            env=bench.env,
+            timeout=300,
+        ),
     )
-    bench._expect_ok(late, "late poll")
     headers = {**auth, "Content-Type": "application/json"}
-    gate = load(
-        {
-            **bench._gate_job(server, "gate", "waiting", 64, s.gate_seconds, headers),
-            "kind": "rate",
-            "rate": s.gate_rate,
-            "threads": 64,
-        },
-        env=bench.env,
-        timeout=s.gate_seconds + 300,
+    gate = _attempt(
+        bench,
+        "gate while agents wait",
+        lambda: load(
+            {
+                **bench._gate_job(server, "gate", "waiting", 64, s.gate_seconds, headers),
+                "kind": "rate",
+                "rate": s.gate_rate,
+                "threads": 64,
+            },
+            env=bench.env,
+            timeout=s.gate_seconds + 300,
+        ),
     )
-    bench._expect_ok(gate, "gate while agents wait")
     cookie, _ = bench.session_cookie(bench.users["reviewer"])
-    queue = load(
-        {
-            "kind": "sequential",
-            "url": server.url,
-            "path": "/approvals/",
-            "headers": {"Cookie": cookie},
-            "warmup": 3,
-            "count": s.page_requests,
-            "max_seconds": 60,
-        },
-        env=bench.env,
-        timeout=300,
+    queue = _attempt(
+        bench,
+        "queue page while agents wait",
+        lambda: load(
+            {
+                "kind": "sequential",
+                "url": server.url,
+                "path": "/approvals/",
+                "headers": {"Cookie": cookie},
+                "warmup": 3,
+                "count": s.page_requests,
+                "max_seconds": 60,
+            },
+            env=bench.env,
+            timeout=300,
+        ),
     )
-    bench._expect_ok(queue, "queue page while agents wait")
     connections = max(connections, node_connections(bench.db))
     reviewer = User.objects.get(username="reviewer")
     committed = {}
@@ -274,27 +283,30 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
             f"{missed} never answered",
         )
     )
-    bench.record(
+    record = _recorder(bench, Figure)
+    record(
+        gate,
         Figure(
             "gate_p99_ms_waiting",
             "limit",
-            gate["p99_ms"],
+            gate and gate["p99_ms"],
             50,
             f"Allowed gate checks open-loop at {s.gate_rate:.0f}/s for {s.gate_seconds:.0f} s "
             f"(as gate_p99_ms) {while_waiting}.",
-            _latencies(gate) + f", {gate['unsent']} given up unsent",
-        )
+            gate and _latencies(gate) + f", {gate['unsent']} given up unsent",
+        ),
     )
-    bench.record(
+    record(
+        queue,
         Figure(
             "queue_p95_ms_waiting",
             "limit",
-            queue["p95_ms"],
+            queue and queue["p95_ms"],
             200,
             f"GET /approvals/ by the reviewer, one at a time, {s.page_requests} requests after 3 "
             f"unmeasured (as queue_p95_ms), {while_waiting}.",
-            _latencies(queue),
-        )
+            queue and _latencies(queue),
+        ),
     )
     bench.record(
         Figure(
@@ -307,17 +319,40 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
             f"{connections} sessions",
         )
     )
-    bench.record(
+    record(
+        late,
         Figure(
             "late_poll_ms",
             "limit",
-            late["p95_ms"],
+            late and late["p95_ms"],
             50,
             f"p95 of GET /api/v1/approvals/{{id}}?wait={s.poll_seconds} for a packet already "
             f"approved, one at a time, {s.late_polls} after 3 unmeasured, {while_waiting}.",
-            _latencies(late),
-        )
+            late and _latencies(late),
+        ),
     )
+
+
+def _attempt(bench, what: str, measure):
+    """One measurement's result, or None (said, and counted as a failure) when it failed."""
+    try:
+        result = measure()
+        bench._expect_ok(result, what)
+        return result
+    except Exception as error:  # noqa: BLE001 (one broken measurement must not hide the rest)
+        bench.say(f"{what} failed: {error}"[:300])
+        bench.failures.append(what)
+        return None
+
+
+def _recorder(bench, Figure):
+    def record(result, figure) -> None:
+        if result is None:
+            figure = Figure(figure.name, figure.kind, None, figure.target, figure.method)
+            figure.skipped = "failed: see the log"
+        bench.record(figure)
+
+    return record
 
 
 def _p(values: list[float], p: float) -> float:
