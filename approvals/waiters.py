@@ -69,6 +69,53 @@ def waiter_capacity() -> int:
     return max(1, min(descriptors, _memory_budget() // WAITER_BYTES))
 
 
+class Answers:
+    """Pending approvals' JSON as last read, per packet and account, while LISTEN is up.
+
+    A packet's NOTIFY drops its entries, so a re-poll of an unchanged packet reads no row (its
+    token is still checked). Only pending answers are kept: every change to a pending packet
+    notifies, while an owner change alters a closed packet's JSON without a notification. A
+    read that began before a notification is not kept (the generation moved on).
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._answers: dict[str, dict[int, dict]] = {}
+        self._generation = 0
+        self._open = False
+        self._lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get(self, payload: str, account_id: int) -> dict | None:
+        with self._lock:
+            return self._answers.get(payload, {}).get(account_id)
+
+    def put(self, payload: str, account_id: int, answer: dict, generation: int) -> None:
+        if answer["status"] != "pending":
+            return
+        with self._lock:
+            if not self._open or generation != self._generation:
+                return
+            if payload not in self._answers and len(self._answers) >= self.size:
+                self._answers.pop(next(iter(self._answers)))  # the oldest packet
+            self._answers.setdefault(payload, {})[account_id] = answer
+
+    def forget(self, payload: str) -> None:
+        with self._lock:
+            self._generation += 1
+            self._answers.pop(payload, None)
+
+    def open(self, is_open: bool) -> None:
+        """Start keeping answers (LISTEN is up) or stop and drop them all (it went down)."""
+        with self._lock:
+            self._generation += 1
+            self._answers.clear()
+            self._open = is_open
+
+
 class Listener:
     """LISTEN on the packets' channel over one connection; set the events of a packet's waiters.
 
@@ -76,7 +123,8 @@ class Listener:
     no connection listened has no notification of its own.
     """
 
-    def __init__(self):
+    def __init__(self, answers: Answers):
+        self.answers = answers
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -116,12 +164,16 @@ class Listener:
                 conn = await psycopg.AsyncConnection.connect(**self._params, autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    self.answers.open(True)
                     self._ready.set()
                     self._wake(list(self._waiters))
                     async for notice in conn.notifies():
+                        self.answers.forget(notice.payload)
                         self._wake([notice.payload])
             except (psycopg.Error, OSError) as error:
                 log.warning("LISTEN connection lost (%s); reconnecting", error)
+            finally:
+                self.answers.open(False)
             self._ready.clear()
             await asyncio.sleep(RECONNECT_SECONDS)
 
@@ -135,8 +187,9 @@ class Waiters:
     """This process's listener, seats and reading threads, made for its event loop."""
 
     def __init__(self):
-        self.listener = Listener()
         self.seats = Seats(waiter_capacity())
+        self.answers = Answers(self.seats.size)
+        self.listener = Listener(self.answers)
         self._db = ThreadPoolExecutor(
             settings.GATEKEEPER_WAITER_DB_THREADS, thread_name_prefix="waiter-db"
         )

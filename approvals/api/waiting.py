@@ -54,11 +54,22 @@ def is_long_poll(scope: dict) -> bool:
     )
 
 
-def _answer(request, approval_id: str) -> dict:
-    return approval_json(_packet_of(request, approval_id))
+def _answer(request, approval_id: str, answers: waiters.Answers | None) -> dict:
+    """The approval's JSON; with `answers` (only for a poll already watching the packet, which
+    a notification in flight will wake), as kept since its last change when it is."""
+    if answers is None:
+        return approval_json(_packet_of(request, approval_id))
+    payload = payload_for(approval_id)
+    kept = answers.get(payload, request.auth.id)
+    if kept is not None:
+        return kept
+    generation = answers.generation
+    answer = approval_json(_packet_of(request, approval_id))
+    answers.put(payload, request.auth.id, answer, generation)
+    return answer
 
 
-def _first_read(request, approval_id: str, invalid: ValidationFailed | None) -> dict | None:
+def _first_read(request, approval_id: str, invalid, answers) -> dict | None:
     """The token's account, then the query's verdict, then the approval; None for no account.
 
     In that order, as Ninja runs the sync endpoint: a bad query is told only to its owner.
@@ -68,7 +79,7 @@ def _first_read(request, approval_id: str, invalid: ValidationFailed | None) -> 
         return None
     if invalid is not None:
         raise invalid
-    return _answer(request, approval_id)
+    return _answer(request, approval_id, answers)
 
 
 def _query(request) -> tuple[WaitQuery | None, ValidationFailed | None]:
@@ -90,11 +101,12 @@ async def approval_wait(request, approval_id: str) -> HttpResponse:
         payload = None  # no such approval: the first read says 404
     try:
         if query is None or not query.wait or payload is None:
-            answer = await here.in_db(_first_read, request, approval_id, invalid)
+            answer = await here.in_db(_first_read, request, approval_id, invalid, None)
         else:
             # Watch first, then read: a change committed after the read wakes this waiter.
             async with here.watching(payload, query.wait) as changed:
-                answer = await here.in_db(_first_read, request, approval_id, invalid)
+                kept = here.answers if changed is not None else None
+                answer = await here.in_db(_first_read, request, approval_id, invalid, kept)
                 if answer is not None and answer["status"] == query.seen:
                     if changed is None:
                         raise here.seats.busy()
@@ -123,7 +135,7 @@ async def _until_changed(here, request, approval_id, query: WaitQuery, changed, 
         except TimeoutError:
             break
         changed.clear()
-        answer = await here.in_db(_answer, request, approval_id)
+        answer = await here.in_db(_answer, request, approval_id, here.answers)
     return answer
 
 

@@ -326,3 +326,35 @@ def test_the_bound_is_the_descriptor_limit_raised_to_its_hard_limit(settings):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     settings.GATEKEEPER_MAX_WAITERS = 3
     assert waiters.waiter_capacity() == 3
+
+
+def test_answers_are_kept_only_while_listening_and_until_their_packet_changes():
+    answers = waiters.Answers(size=2)
+    pending = {"status": "pending", "approvals": 0}
+    answers.put("p1", 1, pending, answers.generation)
+    assert answers.get("p1", 1) is None  # not listening yet
+    answers.open(True)
+    answers.put("p1", 1, pending, answers.generation)
+    assert answers.get("p1", 1) == pending and answers.get("p1", 2) is None
+    answers.forget("p1")
+    assert answers.get("p1", 1) is None
+
+
+def test_a_read_begun_before_a_change_is_not_kept_nor_a_closed_approval():
+    answers = waiters.Answers(size=2)
+    answers.open(True)
+    before = answers.generation
+    answers.forget("p2")  # a NOTIFY arrives while the read is under way
+    answers.put("p1", 1, {"status": "pending"}, before)
+    answers.put("p3", 1, {"status": "approved"}, answers.generation)
+    assert answers.get("p1", 1) is None and answers.get("p3", 1) is None
+
+
+def test_answers_are_dropped_when_listening_stops_and_bounded_in_number():
+    answers = waiters.Answers(size=2)
+    answers.open(True)
+    for payload in ("p1", "p2", "p3"):
+        answers.put(payload, 1, {"status": "pending"}, answers.generation)
+    assert [answers.get(p, 1) is not None for p in ("p1", "p2", "p3")] == [False, True, True]
+    answers.open(False)
+    assert answers.get("p3", 1) is None
