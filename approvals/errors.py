@@ -34,6 +34,22 @@ class IdempotencyConflict(GatekeeperError):
     status = 409
 
 
+DATABASE_UNREACHABLE = "Gatekeeper cannot reach its database; try again shortly"
+
+
+class Unavailable(GatekeeperError):
+    code = "unavailable"
+    status = 503
+
+
+class Busy(Unavailable):
+    """Too many requests wait on this process already: come back after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 class AlreadyDecided(GatekeeperError):
     code = "already_decided"
     status = 409

@@ -1,20 +1,26 @@
 """Wake long-polling orchestrators when a packet changes (PostgreSQL LISTEN/NOTIFY).
 
 pg_notify inside the business transaction is delivered only when it commits, and never when it
-rolls back: a waiter can never see a change that did not happen.
+rolls back: a waiter can never see a change that did not happen. Every change goes to one
+channel with the packet's id as payload, so a process LISTENs once for all its waiters.
 """
 
+import uuid
 from collections.abc import Iterable
 
 from django.db import connection
 
+CHANNEL = "gatekeeper_packets"
 
-def channel_for(packet_id) -> str:
-    return f"approval_{str(packet_id).replace('-', '')}"
+
+def payload_for(packet_id) -> str:
+    return str(uuid.UUID(str(packet_id)))
 
 
 def notify_packets_changed(packet_ids: Iterable) -> None:
-    channels = [channel_for(packet_id) for packet_id in packet_ids]
-    if channels:
+    payloads = [payload_for(packet_id) for packet_id in packet_ids]
+    if payloads:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(c, '') FROM unnest(%s::text[]) AS c", [channels])
+            cursor.execute(
+                "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", [CHANNEL, payloads]
+            )

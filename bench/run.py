@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench import waiters
+
 BENCH = Path(__file__).resolve().parent
 BASE = BENCH.parent
 VENV_BIN = BASE / ".venv" / "bin"
@@ -388,6 +390,7 @@ ORDER = [
     "sweep_100k_s",
     "race_duplicates",
 ]
+ORDER += waiters.FIGURES
 
 
 class Bench:
@@ -546,9 +549,7 @@ class Bench:
 
     def start_server(self) -> Server:
         if self.server is None:
-            self.server = Server(
-                "gunicorn-a", self.env, self.work, workers=self.workers, threads=self.threads
-            ).start()
+            self.server = waiters.web_server(self, "gunicorn-a").start()
         return self.server
 
     # The figures ---------------------------------------------------------------------------
@@ -1158,6 +1159,9 @@ class Bench:
 
     # Helpers ------------------------------------------------------------------------------
 
+    def waiters(self) -> None:
+        waiters.run(self)
+
     def _scalar(self, sql, params=None):
         from bench import data
 
@@ -1194,6 +1198,7 @@ class Bench:
             ("decide", lambda: self.guarded("decide_vs_pg", "ratio", 0.15, "", self.decide)),
             ("race", lambda: self.guarded("race_duplicates", "limit", 0, "", self.race)),
             ("sweep", lambda: self.guarded("sweep_100k_s", "limit", 10, "", self.sweep)),
+            ("waiters", lambda: self.guarded("waiters_held", "ratio", 10_000, "", self.waiters)),
         ]
         for name, phase in phases:
             if self.only and name not in self.only:
@@ -1569,8 +1574,15 @@ def main(argv=None) -> int:
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="run only these phases (queue,timeline,export,verify,gate,decide,race,sweep); "
+        help="run only these phases (queue,timeline,export,verify,gate,decide,race,sweep,"
+        "waiters); "
         "for profiling: bench/RESULTS.md is then left alone",
+    )
+    parser.add_argument(
+        "--server",
+        choices=("gthread", "asgi"),
+        default="gthread",
+        help="the server the gate, floor and page figures are measured on (docs/deployment.md)",
     )
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -1581,6 +1593,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     atexit.register(CHILDREN.end_all)
     bench = Bench(mode, db, args.keep, args.only)
+    bench.server_kind = args.server
     try:
         code = bench.run()
         if mode != "smoke" and not args.only:

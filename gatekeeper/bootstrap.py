@@ -313,7 +313,7 @@ def run_tests(args):
 def main(argv):
     """Entry point of manage.py: returns only when running inside .venv (for Django to go on)."""
     if len(argv) > 1 and argv[1] == "demo" and not os.environ.get("DEBUG", "").strip():
-        os.environ["DEBUG"] = "true"  # the demo serves with runserver: static files, local hosts
+        os.environ["DEBUG"] = "true"  # the demo's server serves static files, local hosts
     if os.environ.get("GATEKEEPER_NO_BOOTSTRAP") or _inside_venv():
         if len(argv) > 1 and argv[1] == "test" and _inside_venv():
             sys.exit(run_tests(argv[2:]))

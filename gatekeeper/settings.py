@@ -315,8 +315,16 @@ GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS = (
 )
 GATEKEEPER_MAX_REQUEST_BYTES = env_int("GATEKEEPER_MAX_REQUEST_BYTES", 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEKEEPER_MAX_REQUEST_BYTES
-# Long-polls waiting at once per process; past this, GET ?wait=N answers at once.
+# Long-polls waiting at once per process on a WSGI (gthread) server, each holding a thread and
+# a connection; past this, GET ?wait=N is refused with 503 and Retry-After.
 GATEKEEPER_MAX_LONG_POLLS = env_int("GATEKEEPER_MAX_LONG_POLLS", 32, minimum=1)
+# Under ASGI (gatekeeper.asgi): long-polls waiting at once per process, 0 to take the bound from
+# the process's descriptor and memory limits (approvals/waiters.py).
+GATEKEEPER_MAX_WAITERS = env_int("GATEKEEPER_MAX_WAITERS", 0)
+# Under ASGI: threads per process for every request but the long-poll (as gthread's --threads),
+# and threads for the long-polls' reads; each thread keeps one database connection.
+GATEKEEPER_ASGI_THREADS = env_int("GATEKEEPER_ASGI_THREADS", 4, minimum=1)
+GATEKEEPER_WAITER_DB_THREADS = env_int("GATEKEEPER_WAITER_DB_THREADS", 2, minimum=1)
 # How long a worker holds an outbox message it is sending before another may try it.
 GATEKEEPER_OUTBOX_LEASE_SECONDS = env_int("GATEKEEPER_OUTBOX_LEASE_SECONDS", 120, minimum=1)
 # Bearer token Prometheus sends to /metrics/prometheus; unset switches the endpoint off (404).

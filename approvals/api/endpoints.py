@@ -176,15 +176,28 @@ def gate(request):
 
 class WaitQuery(Schema):
     wait: int = Field(0, ge=0, le=60, description="seconds to wait for the status to change")
+    seen: PausePacket.Status = Field(
+        PausePacket.Status.PENDING,
+        description="the status the client last saw: a poll answers at once when the "
+        "approval's status is another one",
+    )
+
+    def waits_for(self, packet: PausePacket) -> bool:
+        return bool(self.wait) and packet.status == self.seen
+
+
+WAIT_QUERY = ("wait", "seen")
 
 
 @api.get("/approvals/{approval_id}", response={200: schemas.ApprovalOut, **_errors(400, 404)})
 def approval(request, approval_id: ApprovalId, query: Query[WaitQuery]):
-    """An approval. With ?wait=N: as soon as it leaves its status, or after N seconds at most."""
-    _refuse_unknown_query(request, "wait")
+    """An approval. With ?wait=N: once its status is not `seen` (by default pending), or after
+    N seconds at most; at once when it already is not. Refused with 503 and Retry-After when
+    too many polls wait on the server already."""
+    _refuse_unknown_query(request, *WAIT_QUERY)
     packet = _packet_of(request, approval_id)
-    if query.wait:
-        wait_for_status_change(packet.id, packet.status, query.wait)
+    if query.waits_for(packet):
+        wait_for_status_change(packet.id, query.seen, query.wait)
         packet = _packet_of(request, approval_id)
     return approval_json(packet)
 

@@ -4,7 +4,7 @@ from django.http import JsonResponse
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from approvals.errors import GatekeeperError, ValidationFailed
+from approvals.errors import DATABASE_UNREACHABLE, GatekeeperError, ValidationFailed
 
 STATUS_CODES = {
     400: "validation_error",
@@ -27,7 +27,32 @@ def error_response(
 
 
 def gatekeeper_error_response(error: GatekeeperError) -> JsonResponse:
-    return error_response(error.status, error.code, error.message, error.details)
+    response = error_response(error.status, error.code, error.message, error.details)
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def unauthorized_response() -> JsonResponse:
+    response = error_response(401, "unauthorized", "a valid bearer token is required")
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def unavailable_response() -> JsonResponse:
+    return error_response(503, "unavailable", DATABASE_UNREACHABLE)
+
+
+def field_errors(errors: list, *, skip: int) -> list[dict]:
+    """Pydantic's errors as the API's details; `skip` leading parts of loc say where, not what."""
+    return [
+        {
+            "field": ".".join(str(part) for part in e.get("loc", ())[skip:]) or "request",
+            "message": e.get("msg", "is invalid"),
+        }
+        for e in errors
+    ] or [{"field": "request", "message": "is invalid"}]
 
 
 def register_error_handlers(api) -> None:
@@ -39,21 +64,12 @@ def register_error_handlers(api) -> None:
 
     @api.exception_handler(AuthenticationError)
     def _unauthorized(request, error):
-        response = error_response(401, "unauthorized", "a valid bearer token is required")
-        response["WWW-Authenticate"] = "Bearer"
-        return response
+        return unauthorized_response()
 
     @api.exception_handler(NinjaValidationError)
     def _invalid(request, error: NinjaValidationError):
         # loc is ("query", "wait") and the like: the first part names where, not what.
-        errors = [
-            {
-                "field": ".".join(str(part) for part in e.get("loc", ())[1:]) or "request",
-                "message": e.get("msg", "is invalid"),
-            }
-            for e in error.errors
-        ] or [{"field": "request", "message": "is invalid"}]
-        return gatekeeper_error_response(ValidationFailed.of(errors))
+        return gatekeeper_error_response(ValidationFailed.of(field_errors(error.errors, skip=1)))
 
     @api.exception_handler(HttpError)
     def _http_error(request, error: HttpError):

@@ -3,13 +3,12 @@
 from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 
-from approvals.api.errors import STATUS_CODES, error_response
+from approvals.api.errors import STATUS_CODES, error_response, unavailable_response
 
 API_PREFIX = "/api/"
 MESSAGES = {
     404: "no such resource",
     405: "method not allowed here",
-    503: "Gatekeeper cannot reach its database; try again shortly",
 }
 
 
@@ -36,5 +35,5 @@ class ApiJsonErrorsMiddleware:
         if isinstance(exception, RequestDataTooBig):
             return error_response(413, "payload_too_large", "the body is too large")
         if isinstance(exception, OperationalError):  # the database is down or unreachable
-            return error_response(503, "unavailable", MESSAGES[503])
+            return unavailable_response()
         return None

@@ -169,6 +169,8 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         Vote.objects.create(
             packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
         )
+        # The approval's JSON counts votes: a waiting poll answers with the count as it is.
+        notify_packets_changed([packet.id])
         voters.append(user.get_username())
         events.append(
             Event(

@@ -19,8 +19,8 @@ The lower-level calls map one to one onto the API: `check` (POST /gate), `approv
 the branch they chose, run the tool only when allowed, and report what happened to its write.
 `verify_webhook` checks a webhook delivery before a receiver acts on it.
 
-Network errors and 502/503/504 answers are retried with exponential backoff and jitter; every
-other error answer raises a `GatekeeperError` subclass named after the API's error code.
+Network errors and 502/503/504 answers are retried after the server's Retry-After, or else with
+exponential backoff and jitter; every other error answer raises a `GatekeeperError` subclass named after the API's error code.
 """
 
 from .bodies import context_items, idempotency_key_for

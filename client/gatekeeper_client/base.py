@@ -18,8 +18,9 @@ class ClientBase:
     `token` the service account's bearer token. `timeout` bounds each HTTP request (a
     long-poll gets its wait on top). A request that finds no server, or gets 502/503/504, is
     sent again up to `retries` times after `backoff`, 2 x `backoff`, 4 x ... seconds
-    (with jitter, at most 30 s, longer when the server says Retry-After). Gate checks are safe
-    to resend (idempotency key); an outcome resent after a lost answer may be recorded twice.
+    (with jitter, at most 30 s), or after the server's Retry-After when it gives one. Gate
+    checks are safe to resend (idempotency key); an outcome resent after a lost answer may be
+    recorded twice.
     """
 
     def __init__(

@@ -81,13 +81,20 @@ def check(
     return GateDecision.from_json((yield from request(client, "POST", "/gate", body)))
 
 
-def approval(client: ClientBase, approval_id: str, *, wait: int = 0) -> Flow[Approval]:
-    """The approval now; with `wait` (0 to 60 s), once it leaves its status or after `wait`."""
+def approval(
+    client: ClientBase, approval_id: str, *, wait: int = 0, seen: str | None = None
+) -> Flow[Approval]:
+    """The approval now; with `wait` (0 to 60 s), once its status is not `seen` (the status
+    the caller last saw; pending if None) or after `wait`, and at once when it already is not.
+    """
+    query = {"wait": str(wait)} if wait else None
+    if query and seen:
+        query["seen"] = seen
     data = yield from request(
         client,
         "GET",
         f"/approvals/{quote(approval_id)}",
-        query={"wait": str(wait)} if wait else None,
+        query=query,
         timeout=client.timeout + wait,
     )
     return Approval.from_json(data)
@@ -105,27 +112,31 @@ def wait(
 
     Returns the approval as it then is: check `status`/`decision` (after a timeout it may
     still be pending). Each request waits up to `poll` seconds on the server (at most 60),
-    which answers the moment the status changes. Network errors and 503 are retried as
-    for every request. A server too busy to hold the request answers at once; the next
-    poll then waits a backoff first instead of spinning.
+    which answers the moment the status changes; each poll names the status last seen, so
+    a change between two polls is answered at once. Network errors and 503 are retried as
+    for every request (a server too busy to hold the poll says when to come back, in
+    Retry-After). Should a poll still come back early unchanged, the next one waits a
+    backoff first instead of spinning.
     """
     if not 1 <= poll <= MAX_WAIT:
         raise ValueError(f"poll must be 1 to {MAX_WAIT} seconds")
     waiting_in = tuple(while_in)
     deadline = None if timeout is None else time.monotonic() + timeout
     early = 0
+    seen = None
     while True:
         seconds = poll
         if deadline is not None:
             seconds = max(0, min(poll, math.ceil(deadline - time.monotonic())))
         started = time.monotonic()
-        current = yield from approval(client, approval_id, wait=seconds)
+        current = yield from approval(client, approval_id, wait=seconds, seen=seen)
         if current.status not in waiting_in:
             return current
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             return current
-        if seconds and now - started < seconds / 2:
+        changed, seen = current.status != (seen or "pending"), current.status
+        if seconds and not changed and now - started < seconds / 2:
             early += 1
             pause = backoff_delay(client.backoff, early - 1)
             if deadline is not None:

@@ -24,7 +24,8 @@ def retried(send: Send, *, retries: int, backoff: float) -> Flow[Any]:
     """Send until an answer comes: `Unavailable` (no answer, 502/503/504) is retried.
 
     After `retries` retries the last `Unavailable` is raised. A Retry-After from the server
-    lengthens the pause (up to MAX_BACKOFF), never shortens it.
+    sets the pause (up to MAX_BACKOFF): the server knows when it can serve again; without it,
+    a backoff lottery.
     """
     attempt = 0
     while True:
@@ -33,9 +34,10 @@ def retried(send: Send, *, retries: int, backoff: float) -> Flow[Any]:
         except Unavailable as error:
             if attempt >= retries:
                 raise
-            delay = backoff_delay(backoff, attempt)
             if error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, MAX_BACKOFF))
+                delay = min(error.retry_after, MAX_BACKOFF)
+            else:
+                delay = backoff_delay(backoff, attempt)
             log.info("%s %s: %s; trying again in %.1f s", send.method, send.url, error, delay)
             yield Sleep(delay)
             attempt += 1

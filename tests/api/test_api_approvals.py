@@ -100,22 +100,17 @@ def test_a_vote_that_leaves_the_status_unchanged_keeps_the_poll_waiting(api, pol
 
 
 def _all_long_polls_taken(longpoll) -> bool:
-    """True while no long-poll slot is free (one taken to look is given straight back)."""
-    waiters = longpoll._waiters
-    if waiters is None:
-        return False
-    if waiters.acquire(blocking=False):
-        waiters.release()
-        return False
-    return True
+    """True while no long-poll seat is free."""
+    seats = longpoll._seats
+    return seats is not None and len(seats) >= seats.size
 
 
 @pytest.mark.django_db(transaction=True)
-def test_long_polls_beyond_the_bound_answer_at_once(api, settings, alice):
+def test_long_polls_beyond_the_bound_are_refused_with_the_moment_a_seat_frees(api, settings, alice):
     from approvals import longpoll
 
     settings.GATEKEEPER_MAX_LONG_POLLS = 1
-    longpoll._waiters = None
+    longpoll._seats = None
     approval = _approval(api)
     try:
         holder = threading.Thread(
@@ -126,14 +121,56 @@ def test_long_polls_beyond_the_bound_answer_at_once(api, settings, alice):
         )
         holder.start()
         wait_until(lambda: _all_long_polls_taken(longpoll), timeout=30, what="the holder")
-        started = time.monotonic()
-        assert api.get(f"/approvals/{approval['id']}", wait="30").json()["status"] == "pending"
-        # Answered without waiting: a poll that waited would see no change for its 30 s.
-        assert time.monotonic() - started < 10
+        response = api.get(f"/approvals/{approval['id']}", wait="10")
+        assert response.status_code == 503 and error_of(response)["code"] == "unavailable"
+        # Refused with when the holder's seat frees (its 30 s wait), not a guess.
+        assert 1 <= int(response["Retry-After"]) <= 30
         packet_approve(packet_id=approval["id"], user=alice)  # wakes the holder
         holder.join()
     finally:
-        longpoll._waiters = None
+        longpoll._seats = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_for_an_approval_no_longer_pending_answers_at_once(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="5").json()
+    assert answer["status"] == "approved"
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_waits_while_the_status_is_the_one_it_saw(api, alice):
+    approval = _approval(api)
+    packet_approve(packet_id=approval["id"], user=alice)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="1", seen="approved").json()
+    assert answer["status"] == "approved" and time.monotonic() - started > 0.9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_that_saw_another_status_answers_at_once(api):
+    approval = _approval(api)
+    started = time.monotonic()
+    answer = api.get(f"/approvals/{approval['id']}", wait="5", seen="re_review").json()
+    assert answer["status"] == "pending" and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("seen", ["", "approve", "PENDING"])
+def test_seen_must_be_a_status(api, seen):
+    approval = _approval(api)
+    response = api.get(f"/approvals/{approval['id']}", wait="1", seen=seen)
+    assert response.status_code == 400 and error_of(response)["code"] == "validation_error"
+
+
+def test_the_api_document_names_seen_and_its_statuses(client):
+    document = client.get("/api/v1/openapi.json").json()
+    operation = document["paths"]["/api/v1/approvals/{approval_id}"]["get"]
+    seen = next(p for p in operation["parameters"] if p["name"] == "seen")
+    assert seen["in"] == "query" and "last saw" in seen["description"]
+    assert "503" in operation["responses"]
 
 
 def _stale(approval):

@@ -82,7 +82,8 @@ def test_serving_starts_the_server_and_the_agent_with_a_new_token_each_time(
     call_command("demo", "--port", "8766", stdout=out)
     call_command("demo", "--port", "8766", stdout=StringIO())
     first, second = served
-    assert first["server"][-3:] == ["runserver", "--noreload", "127.0.0.1:8766"]
+    assert first["server"][1:4] == ["-m", "uvicorn", "gatekeeper.asgi:application"]
+    assert first["server"][4:8] == ["--host", "127.0.0.1", "--port", "8766"]
     assert first["env"]["GATEKEEPER_BASE_URL"] == "http://127.0.0.1:8766"
     assert first["agent"][1].endswith("examples/hr_onboarding_agent.py")
     assert first["agent_env"]["GATEKEEPER_URL"] == "http://127.0.0.1:8766"

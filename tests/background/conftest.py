@@ -141,7 +141,7 @@ def start_web_node(process_env, tmp_path, settings):
     """Start a gunicorn web node, production-style (DEBUG off); ended when the test ends."""
     nodes: list[WebNode] = []
 
-    def start(name: str, *, wait: bool = True, threads: int = 4, **env) -> WebNode:
+    def start(name: str, *, wait: bool = True, threads: int = 4, asgi=False, **env) -> WebNode:
         node_env = {
             **process_env,
             "DEBUG": "false",
@@ -150,7 +150,7 @@ def start_web_node(process_env, tmp_path, settings):
             "SECRET_KEY": settings.SECRET_KEY,
             **env,
         }
-        node = WebNode(name, node_env, tmp_path, threads=threads)
+        node = WebNode(name, node_env, tmp_path, threads=threads, asgi=asgi)
         nodes.append(node)
         if wait:
             node.wait_ready()

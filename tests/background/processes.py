@@ -148,26 +148,30 @@ class CeleryWorker(ChildProcess):
 
 
 class WebNode(ChildProcess):
-    """gunicorn with gthread workers, as docs/deployment.md runs it, behind a pretend load
-    balancer: it ends TLS and says so in X-Forwarded-Proto, which `request` adds.
+    """gunicorn with gthread workers (or with `asgi`, uvicorn workers serving gatekeeper.asgi),
+    as docs/deployment.md runs it, behind a pretend load balancer: it ends TLS and says so in
+    X-Forwarded-Proto, which `request` adds.
     """
 
     stop_signal = signal.SIGQUIT  # quick shutdown: no request is left to finish
 
-    def __init__(self, name: str, env: dict, log_dir: Path, threads: int = 4):
+    def __init__(self, name: str, env: dict, log_dir: Path, threads: int = 4, asgi=False):
         self.port = free_port()
         argv = [
             sys.executable,
             "-m",
             "gunicorn",
-            "gatekeeper.wsgi:application",
             f"--bind=127.0.0.1:{self.port}",
-            "--worker-class=gthread",
             "--workers=1",
-            f"--threads={threads}",
             "--graceful-timeout=2",
             "--no-control-socket",  # two nodes on one machine would share its default path
         ]
+        if asgi:  # the long-poll on an event loop (docs/deployment.md)
+            argv += ["gatekeeper.asgi:application", "--worker-class=uvicorn_worker.UvicornWorker"]
+            env = {**env, "GATEKEEPER_ASGI_THREADS": str(threads)}
+        else:
+            argv += ["gatekeeper.wsgi:application", "--worker-class=gthread"]
+            argv.append(f"--threads={threads}")
         env = {**env, "GATEKEEPER_PROXY_SSL_HEADER": "X-Forwarded-Proto"}
         super().__init__(name, argv, env, log_dir)
 

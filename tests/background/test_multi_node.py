@@ -105,3 +105,56 @@ def test_two_web_nodes_and_two_workers_share_one_database_and_one_broker(
     assert webhook_receiver.duplicates.items == [] and len(webhook_receiver.items) == 1
     assert AuditEvent.objects.filter(kind="webhook.delivered").count() == 1
     assert all(process.alive for process in (node_a, node_b, *workers))
+
+
+def _listen_sessions() -> int:
+    """The ASGI nodes' LISTEN connections: one per process, whatever the number of waiters."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query = 'LISTEN gatekeeper_packets'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_agents_waiting_on_two_asgi_nodes_wake_when_reviewers_decide_on_either(
+    start_web_node, alice
+):
+    from approvals.services.review import packet_approve
+
+    node_a = start_web_node("web-a", wait=False, asgi=True)
+    node_b = start_web_node("web-b", wait=False, asgi=True)
+    for node in (node_a, node_b):
+        node.wait_ready()
+    _account, token = service_account_create(name="orchestrator")
+    agents = 40
+    approvals = []
+    for i in range(agents):
+        status, gated = node_a.api(
+            "POST", "/api/v1/gate", token, gate_body(execution__thread_id=f"agent-{i}")
+        )
+        assert status == 200, gated
+        approvals.append(gated["approval"]["id"])
+
+    # Half the agents wait on node A, half on node B; each node listens once for all of them.
+    nodes = [node_a if i % 2 else node_b for i in range(agents)]
+    with ThreadPoolExecutor(max_workers=agents) as pool:
+        started = time.monotonic()
+        polls = [
+            pool.submit(node.api, "GET", f"/api/v1/approvals/{approval_id}?wait=25", token)
+            for node, approval_id in zip(nodes, approvals, strict=True)
+        ]
+        wait_until(lambda: _listen_sessions() == 2, timeout=TIMEOUT, what="both nodes to LISTEN")
+        time.sleep(1)  # the last polls reach their node
+        # Reviewers decide every other one: by the browser on node A, by the service here.
+        assert _approve_in_browser(node_a, alice, approvals[0]) == 303
+        for approval_id in approvals[2::2]:
+            packet_approve(packet_id=approval_id, user=alice)
+        answers = [poll.result(timeout=40) for poll in polls[::2]]
+        woke_after = time.monotonic() - started
+        assert _listen_sessions() == 2
+        undecided = [poll.result(timeout=40) for poll in polls[1::2]]
+    assert all(status == 200 and a["status"] == "approved" for status, a in answers), answers
+    assert woke_after < 20, f"the decided ones answered after {woke_after:.1f} s"
+    assert all(status == 200 and a["status"] == "pending" for status, a in undecided)
+    assert all(node.alive for node in (node_a, node_b))

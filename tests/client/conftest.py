@@ -124,7 +124,8 @@ class FlakyProxy:
     """An HTTP server on 127.0.0.1 that misbehaves by script, then forwards to the live server.
 
     Each request takes the next word of `script` (then `forward` when it runs out):
-    `drop` closes the connection without an answer, `503` answers unavailable, `lost` forwards
+    `drop` closes the connection without an answer, `503` answers unavailable (`busy`: with
+    Retry-After: 2), `lost` forwards
     the request but drops the answer (the server acted; the client never hears), `forward`
     forwards and relays the answer.
     """
@@ -133,6 +134,7 @@ class FlakyProxy:
         self.target = urlsplit(target)
         self.script = list(script)
         self.seen: list[str] = []
+        self.paths: list[str] = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -153,16 +155,19 @@ class FlakyProxy:
     def handle(self, request) -> None:
         word = self.script.pop(0) if self.script else "forward"
         self.seen.append(word)
+        self.paths.append(request.path)
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else None
         if word == "drop":
             request.close_connection = True
             return
-        if word == "503":
+        if word in ("503", "busy"):
             payload = json.dumps(
                 {"error": {"code": "unavailable", "message": "restarting", "details": {}}}
             ).encode()
             request.send_response(503)
+            if word == "busy":
+                request.send_header("Retry-After", "2")
             request.send_header("Content-Type", "application/json")
             request.send_header("Content-Length", str(len(payload)))
             request.end_headers()

@@ -38,6 +38,28 @@ def test_long_polls_are_retried_too(gk, gk_account, flaky_proxy, alice, in_backg
     assert proxy.seen[:2] == ["503", "drop"]
 
 
+def test_a_503_with_retry_after_is_retried_after_that_long_not_after_a_backoff(
+    gk_account, flaky_proxy, monkeypatch
+):
+    from gatekeeper import client as client_module
+
+    slept = []
+    monkeypatch.setattr(client_module.time, "sleep", slept.append)
+    proxy = flaky_proxy(["busy", "503"])
+    client = GatekeeperClient(proxy.url, gk_account[1], backoff=10)
+    assert client.check(*GATE).needs_approval
+    assert slept[0] == 2 and 10 <= slept[1] <= 20
+
+
+def test_each_long_poll_names_the_status_it_last_saw(gk, gk_account, flaky_proxy):
+    approval = gk.check(*GATE).approval
+    proxy = flaky_proxy()
+    client = GatekeeperClient(proxy.url, gk_account[1], backoff=0.01)
+    assert client.wait(approval.id, timeout=2, poll=1).status == "pending"
+    assert proxy.paths[0].endswith("?wait=1")
+    assert proxy.paths[1].endswith("?wait=1&seen=pending")
+
+
 def test_the_client_gives_up_after_its_retries(gk_account, flaky_proxy):
     proxy = flaky_proxy(["503"] * 10)
     client = GatekeeperClient(proxy.url, gk_account[1], retries=2, backoff=0.01)

@@ -47,7 +47,8 @@ STOP_SECONDS = 5
 class Command(BaseCommand):
     help = (
         "Try Gatekeeper: migrate the database, load the demo data, and serve it on "
-        f"http://{HOST}:8000/ with Django's development server, beside a Celery worker and "
+        f"http://{HOST}:8000/ with uvicorn on gatekeeper.asgi (long-polls wait on its event "
+        "loop, as in production; docs/deployment.md), beside a Celery worker and "
         "beat (email, webhooks, reminders, expiry) and an example agent that starts an HR "
         "onboarding every few minutes."
     )
@@ -113,7 +114,7 @@ class Command(BaseCommand):
             )
             if not settings.DEBUG:
                 self.stderr.write(
-                    "DEBUG is off: the development server will not serve static files, and "
+                    "DEBUG is off: the server will not serve static files, and "
                     "ALLOWED_HOSTS must include 127.0.0.1. Unset DEBUG for the demo."
                 )
             if agent and agent_token is None:
@@ -125,13 +126,13 @@ class Command(BaseCommand):
         connections.close_all()
         self.stdout.flush()
         sys.stdout.flush()
-        # The server is a plain `manage.py runserver` reading this environment, so its settings
-        # come from where every other process gets them.
+        # The server is uvicorn on the production ASGI entry, reading this environment, so its
+        # settings come from where every other process gets them.
         env = dict(os.environ)
         if env_str("GATEKEEPER_BASE_URL") is None:
             env["GATEKEEPER_BASE_URL"] = base_url
-        server = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", "--noreload"]
-        server.append(f"{HOST}:{port}")
+        server = [sys.executable, "-m", "uvicorn", "gatekeeper.asgi:application"]
+        server += ["--host", HOST, "--port", str(port), "--app-dir", str(settings.BASE_DIR)]
         agent_argv, agent_env = (None, None)
         if agent_token is not None:
             agent_argv, agent_env = agent_command(base_url, agent_token, env)
