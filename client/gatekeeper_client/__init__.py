@@ -20,7 +20,8 @@ the branch they chose, run the tool only when allowed, and report what happened 
 `verify_webhook` checks a webhook delivery before a receiver acts on it.
 
 Network errors and 502/503/504 answers are retried after the server's Retry-After, or else with
-exponential backoff and jitter; every other error answer raises a `GatekeeperError` subclass named after the API's error code.
+exponential backoff and jitter; every other error answer raises a `GatekeeperError` subclass
+named after the API's error code.
 """
 
 from .bodies import context_items, idempotency_key_for
