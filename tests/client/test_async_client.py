@@ -174,7 +174,9 @@ def test_an_async_tool_unsure_whether_its_write_happened_records_indeterminate(r
     assert (outcome.side_effect, outcome.detail) == ("indeterminate", {"request_id": "r-1"})
 
 
-def test_the_api_calls_one_by_one(run_async, alice, in_background):
+def test_the_api_calls_one_by_one(run_async, alice, in_background, make_user):
+    make_user("lee", "it-leads")  # an owner must exist: the API never creates one
+
     async def scenario(agk):
         decision = await agk.check(*GATE, context=CONTEXT)
         assert decision.needs_approval
@@ -280,7 +282,7 @@ def test_both_clients_have_the_same_methods_with_the_same_signatures():
         assert not inspect.iscoroutinefunction(blocking) and blocking.__doc__ == awaited.__doc__
     # help() shows the method, not the flow behind it.
     assert str(inspect.signature(GatekeeperClient.approval)) == (
-        "(self, approval_id: 'str', *, wait: 'int' = 0) -> 'Approval'"
+        "(self, approval_id: 'str', *, wait: 'int' = 0, seen: 'str | None' = None) -> 'Approval'"
     )
 
 

@@ -41,7 +41,7 @@ def test_long_polls_are_retried_too(gk, gk_account, flaky_proxy, alice, in_backg
 def test_a_503_with_retry_after_is_retried_after_that_long_not_after_a_backoff(
     gk_account, flaky_proxy, monkeypatch
 ):
-    from gatekeeper import client as client_module
+    from gatekeeper_client import client as client_module
 
     slept = []
     monkeypatch.setattr(client_module.time, "sleep", slept.append)
