@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class GatekeeperConfig(AppConfig):
@@ -10,3 +11,9 @@ class GatekeeperConfig(AppConfig):
     def ready(self):
         # Connect their receivers: the sign-in audit, and the session renewal at login.
         from gatekeeper import auth_audit, security  # noqa: F401
+
+
+class GatekeeperAdminConfig(AdminConfig):
+    """django.contrib.admin with our site (gatekeeper.admin_site) as `admin.site`."""
+
+    default_site = "gatekeeper.admin_site.GatekeeperAdminSite"
