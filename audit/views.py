@@ -165,7 +165,8 @@ def audit_export(request):
 
 def _seq(query, key) -> int | None:
     value = query.get(key, "")
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_SEQ else None
+    # isdigit() alone passes "²", which int() refuses.
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_SEQ else None
 
 
 @require_GET
