@@ -1,7 +1,8 @@
 """The admin site: Django's, with one check in front of every admin page.
 
 Django's change lists put a filter's value (`?workflow__exact=...`) into SQL as it came, so a
-NUL in it was a DataError, a 500, on every list with a filter, ours and the libraries' alike.
+NUL in it was a DataError, a 500, on every list with a filter, ours and the libraries' alike;
+a 20-digit year in a date drill-down was an OverflowError.
 Every admin view passes through AdminSite.admin_view, so the check stands there once.
 """
 
@@ -10,13 +11,29 @@ from django.http import HttpResponseRedirect
 
 from gatekeeper.text_input import query_problems
 
+# A change list's date drill-down (`?at__year=...`): Django makes a datetime of each part and
+# lets an OverflowError out for a 20-digit year.
+DATE_PARTS = ("__year", "__month", "__day")
+
+
+def _date_part(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 4
+
+
+def date_part_problems(query) -> dict[str, str]:
+    return {
+        name: "is not a year, month or day"
+        for name, value in query.items()
+        if name.endswith(DATE_PARTS) and not _date_part(value)
+    }
+
 
 class GatekeeperAdminSite(admin.AdminSite):
     def admin_view(self, view, cacheable=False):
         guarded = super().admin_view(view, cacheable)
 
-        def refuse_unstorable_text(request, *args, **kwargs):
-            problems = {**query_problems(request.GET)}
+        def refuse_bad_input(request, *args, **kwargs):
+            problems = {**query_problems(request.GET), **date_part_problems(request.GET)}
             if request.method == "POST":
                 problems.update(query_problems(request.POST))
             if not problems:
@@ -26,4 +43,4 @@ class GatekeeperAdminSite(admin.AdminSite):
                 messages.error(request, f"“{name[:40]}” {problem}, so it was ignored.")
             return HttpResponseRedirect(request.path, status=303)
 
-        return refuse_unstorable_text
+        return refuse_bad_input

@@ -41,3 +41,11 @@ def test_a_form_post_holding_a_nul_changes_nothing(client, policy):
     response = client.post(url, {"name": "p1", "effect": "block", "approvers": "x\x00y"})
     assert response.status_code == 303 and response["Location"] == url
     assert Policy.objects.get().effect == "require_approval"
+
+
+def test_a_date_drill_down_past_any_year_is_dropped_with_a_message(client, db):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    url = reverse("admin:axes_accesslog_changelist")
+    response = client.get(f"{url}?attempt_time__year=99999999999999999999999")
+    assert (response.status_code, response["Location"]) == (303, url)
+    assert "is not a year, month or day" in client.get(url).content.decode()
