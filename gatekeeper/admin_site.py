@@ -9,6 +9,7 @@ Every admin view passes through AdminSite.admin_view, so the check stands there 
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
+from audit.jsontext import visible
 from gatekeeper.text_input import query_problems
 
 # A change list's date drill-down (`?at__year=...`): Django makes a datetime of each part and
@@ -40,7 +41,8 @@ class GatekeeperAdminSite(admin.AdminSite):
                 return guarded(request, *args, **kwargs)
             # The page again without what was sent: a list unfiltered, a form as it was.
             for name, problem in problems.items():
-                messages.error(request, f"“{name[:40]}” {problem}, so it was ignored.")
+                shown = visible(name[:40])  # the name was typed by whoever sent the request
+                messages.error(request, f"“{shown}” {problem}, so it was ignored.")
             return HttpResponseRedirect(request.path, status=303)
 
         return refuse_bad_input

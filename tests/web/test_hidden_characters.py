@@ -88,3 +88,14 @@ def test_the_packet_page_shows_the_spoof_escaped_in_each_place(client, alice, sp
     assert "step\\u0001\\u001b" in html  # the step name
     assert "ctx" + "invoice\\u202efdp.exe" in html  # a context name
     assert '"k\\u2066": "x\\u0085y"' in html  # the args, as JSON
+
+
+def test_a_result_message_naming_an_agent_owner_shows_it_escaped(client, alice, packet_for):
+    from approvals.models import Execution
+
+    packet = packet_for()
+    Execution.objects.filter(id=packet.execution_id).update(owner=f"team{SPOOF}")
+    client.force_login(alice)
+    response = client.post(f"/approvals/{packet.id}/reject/", {"comment": "no"}, follow=True)
+    html = response.content.decode()
+    assert "team" + "invoice\\u202efdp.exe" in html and not HIDDEN.search(html)
