@@ -49,3 +49,11 @@ def test_a_date_drill_down_past_any_year_is_dropped_with_a_message(client, db):
     response = client.get(f"{url}?attempt_time__year=99999999999999999999999")
     assert (response.status_code, response["Location"]) == (303, url)
     assert "is not a year, month or day" in client.get(url).content.decode()
+
+
+def test_an_empty_to_field_on_a_change_form_is_dropped_with_a_message(client, policy):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    url = reverse("admin:approvals_policy_change", args=[policy(name="p1").pk])
+    response = client.get(f"{url}?_to_field=")
+    assert (response.status_code, response["Location"]) == (303, url)
+    assert "names no field" in client.get(url).content.decode()
