@@ -46,22 +46,16 @@ def query_problems(query) -> dict[str, str]:
     return problems
 
 
-class StorableCharField(forms.CharField):
-    """A CharField whose text PostgreSQL can take: Django's own check refuses NUL only."""
+class FilterField(forms.CharField):
+    """A list page's filter or search box: optional, stripped, MAX_FILTER_LENGTH at most, and
+    only text PostgreSQL can take (Django's own check refuses NUL only)."""
 
     def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", MAX_FILTER_LENGTH)
         super().__init__(**kwargs)
         self.validators = [
             validator
             for validator in self.validators
             if not isinstance(validator, validators.ProhibitNullCharactersValidator)
         ] + [validate_storable]
-
-
-class FilterField(StorableCharField):
-    """A list page's filter or search box: optional, stripped, MAX_FILTER_LENGTH at most."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", MAX_FILTER_LENGTH)
-        super().__init__(**kwargs)
