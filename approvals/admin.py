@@ -40,6 +40,7 @@ from approvals.services.service_accounts import (
     service_account_rotate_token,
 )
 from audit.admin import pretty_json
+from audit.jsontext import VisibleValuesListFilter, visible_column
 
 
 def _actor(request) -> str:
@@ -253,30 +254,48 @@ class PausePacketAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
     list_display = (
         "thread_id",
         "step_index",
-        "step_name",
-        "tool",
+        visible_column("step_name"),
+        visible_column("tool"),
         "status",
-        "workflow",
-        "policy_name",
+        visible_column("workflow"),
+        visible_column("policy_name"),
         "expires_at",
     )
-    list_filter = ("status", "workflow", "policy_name")
+    list_filter = (
+        "status",
+        ("workflow", VisibleValuesListFilter),
+        ("policy_name", VisibleValuesListFilter),
+    )
     search_fields = ("execution__thread_id", "tool", "step_name")
     list_select_related = ("execution",)
     inlines = (VoteInline,)
     fieldsets = (
-        (None, {"fields": ("id", "execution", "gate_check", "step_index", "step_name")}),
-        ("Pending action", {"fields": ("tool", "args_json", "side_effect", "context_json")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "execution",
+                    "gate_check",
+                    "step_index",
+                    visible_column("step_name"),
+                )
+            },
+        ),
+        (
+            "Pending action",
+            {"fields": (visible_column("tool"), "args_json", "side_effect", "context_json")},
+        ),
         (
             "Authority",
             {
                 "fields": (
-                    "owner",
-                    "workflow",
-                    "approvers",
-                    "escalate_to",
+                    visible_column("owner"),
+                    visible_column("workflow"),
+                    visible_column("approvers"),
+                    visible_column("escalate_to"),
                     "requested_by",
-                    "on_behalf_of",
+                    visible_column("on_behalf_of"),
                 )
             },
         ),
@@ -284,9 +303,9 @@ class PausePacketAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
             "Policy",
             {
                 "fields": (
-                    "policy_name",
+                    visible_column("policy_name"),
                     "policy_version",
-                    "reason",
+                    visible_column("reason"),
                     "required_approvals",
                     "forbid_self_approval",
                     "allow_edit",
@@ -318,7 +337,7 @@ class PausePacketAdmin(GuardedModelAdminMixin, admin.ModelAdmin):
                     "decision",
                     "decided_by_json",
                     "decided_at",
-                    "comment",
+                    visible_column("comment"),
                     "edited_args_json",
                     "superseded_by",
                 )
@@ -422,15 +441,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("thread_id", "workflow", "owner", "service_account", "parent", "created_at")
-    list_filter = ("workflow",)
+    list_display = (
+        "thread_id",
+        visible_column("workflow"),
+        visible_column("owner"),
+        "service_account",
+        "parent",
+        "created_at",
+    )
+    list_filter = (("workflow", VisibleValuesListFilter),)
     search_fields = ("thread_id", "owner")
     list_select_related = ("service_account", "parent")
     fields = (
         "id",
         "thread_id",
-        "workflow",
-        "owner",
+        visible_column("workflow"),
+        visible_column("owner"),
         "owner_changed_at",
         "service_account",
         "parent",
@@ -445,11 +471,11 @@ class GateCheckAdmin(ReadOnlyAdmin):
         "created_at",
         "thread_id",
         "step_index",
-        "step_name",
-        "tool",
+        visible_column("step_name"),
+        visible_column("tool"),
         "side_effect",
         "decision",
-        "policy_name",
+        visible_column("policy_name"),
         "policy_version",
     )
     list_filter = ("decision", "side_effect")
@@ -461,12 +487,12 @@ class GateCheckAdmin(ReadOnlyAdmin):
         "service_account",
         "idempotency_key",
         "step_index",
-        "step_name",
-        "tool",
+        visible_column("step_name"),
+        visible_column("tool"),
         "side_effect",
         "decision",
-        "reason",
-        "policy_name",
+        visible_column("reason"),
+        visible_column("policy_name"),
         "policy_version",
         "request_json",
         "response_json",
@@ -493,13 +519,20 @@ class VoteAdmin(ReadOnlyAdmin):
     list_display = ("packet", "user", "created_at")
     search_fields = ("packet__execution__thread_id", "user__username")
     list_select_related = ("packet__execution", "user")
-    fields = ("packet", "user", "snapshot_hash", "comment", "created_at")
+    fields = ("packet", "user", "snapshot_hash", visible_column("comment"), "created_at")
     readonly_fields = fields
 
 
 @admin.register(StepOutcome)
 class StepOutcomeAdmin(ReadOnlyAdmin):
-    list_display = ("execution", "step_index", "side_effect", "gated", "reported_by", "created_at")
+    list_display = (
+        "execution",
+        "step_index",
+        "side_effect",
+        "gated",
+        visible_column("reported_by"),
+        "created_at",
+    )
     list_filter = ("side_effect", "gated")
     search_fields = ("execution__thread_id", "reported_by")
     list_select_related = ("execution",)
@@ -509,7 +542,7 @@ class StepOutcomeAdmin(ReadOnlyAdmin):
         "side_effect",
         "detail_json",
         "gated",
-        "reported_by",
+        visible_column("reported_by"),
         "created_at",
     )
     readonly_fields = fields

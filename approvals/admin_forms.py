@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 
 from approvals.errors import ValidationFailed
-from approvals.gate_request import GateRequest, parse_gate_request
+from approvals.gate_request import GateRequest, json_problems, parse_gate_request
 from approvals.models import Policy, ServiceAccount
 from approvals.policy_documents import SETTING_KEYS, policy_problems
 from gatekeeper.outbound import url_problem
@@ -21,10 +21,36 @@ POLICY_FIELDS = ("name", "priority", "enabled", "match", "effect", *SETTING_KEYS
 _TOP_FIELD = re.compile(r"[^.\[]+")
 
 
+class StorableJSONField(forms.JSONField):
+    """A JSON form field whose value jsonb can hold, and whose text can always be shown again.
+
+    "\\ud800" decodes to a lone surrogate: Django's field would accept it, then fail to encode
+    the page that shows it back (a 500), or the database would refuse it. Refused here, and
+    shown back as the escape it was typed as.
+    """
+
+    def validate(self, value):
+        super().validate(value)
+        problems = json_problems(value)
+        if problems:
+            message, where = problems[0]["message"], problems[0]["field"].removeprefix("body.")
+            place = f" (at {where})" if where != "body" else ""
+            raise forms.ValidationError(f"{message[:1].upper()}{message[1:]}{place}.")
+
+    def prepare_value(self, value):
+        text = super().prepare_value(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(value, ensure_ascii=True, cls=self.encoder)
+        return text
+
+
 class PolicyForm(forms.ModelForm):
     class Meta:
         model = Policy
         fields = POLICY_FIELDS
+        field_classes = {"match": StorableJSONField}
 
     def clean(self):
         cleaned = super().clean()

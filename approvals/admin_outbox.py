@@ -19,6 +19,7 @@ from django.utils.text import Truncator
 from approvals.models import OutboxMessage
 from approvals.services.outbox import redeliver
 from audit.admin import pretty_json
+from audit.jsontext import visible
 
 Status = OutboxMessage.Status
 REDELIVERABLE = (Status.FAILED, Status.SENT)
@@ -129,21 +130,21 @@ class OutboxMessageAdmin(admin.ModelAdmin):
     @admin.display(description="subject or event")
     def subject(self, message: OutboxMessage) -> str:
         if message.kind == OutboxMessage.Kind.EMAIL:
-            return message.payload.get("subject", "")
-        return message.payload.get("event", "")
+            return visible(message.payload.get("subject", ""))
+        return visible(message.payload.get("event", ""))
 
     @admin.display(description="message")
     def message(self, message: OutboxMessage) -> str:
         # Agent text reaches both: escaped here, never marked safe.
         if message.kind == OutboxMessage.Kind.EMAIL:
             return format_html(
-                '<pre class="gatekeeper-json">{}</pre>', message.payload.get("text", "")
+                '<pre class="gatekeeper-json">{}</pre>', visible(message.payload.get("text", ""))
             )
         body = message.payload.get("body", "")
         try:
             return pretty_json(json.loads(body))
         except (TypeError, ValueError):
-            return format_html('<pre class="gatekeeper-json">{}</pre>', body)
+            return format_html('<pre class="gatekeeper-json">{}</pre>', visible(body))
 
 
 def users_without_email_url() -> str:

@@ -1,7 +1,7 @@
 """Reads for the reviewer dashboard: what a user may see, narrowed by guardian, in few queries."""
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -12,6 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.branch_table import Facts, Outcome, decide_approval
+from approvals.forms import QueueFilterForm
 from approvals.models import (
     PausePacket,
     PausePacketGroupObjectPermission,
@@ -118,17 +119,19 @@ class QueueFilters:
     owner: str = ""
     policy: str = ""
     q: str = ""
+    # Filters given but left out, one sentence each: "Search: Contains a NUL character. ..."
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def from_query(cls, query) -> "QueueFilters":
-        """Read the query string; unknown statuses fall back to the open queue."""
+        """Read the query string; unknown statuses fall back to the open queue, and a filter
+        that could match nothing (too long, a NUL, ...) is ignored with a sentence saying so."""
         status = query.get("status", "open")
+        form = QueueFilterForm(query)
         return cls(
             status=status if status in QUEUE_STATUSES else "open",
-            **{
-                key: query.get(key, "").strip()[:200]
-                for key in ("workflow", "owner", "policy", "q")
-            },
+            **form.usable(),
+            ignored=form.ignored(),
         )
 
     def apply(self, packets: QuerySet, *, with_status: bool = True) -> QuerySet:
@@ -152,7 +155,14 @@ class QueueFilters:
 
     def as_query(self, **changes) -> str:
         """This query string with some values changed; defaults are left out."""
-        values = {**self.__dict__, **changes}
+        values = {
+            "status": self.status,
+            "workflow": self.workflow,
+            "owner": self.owner,
+            "policy": self.policy,
+            "q": self.q,
+            **changes,
+        }
         return urlencode(
             {k: v for k, v in values.items() if v and not (k == "status" and v == "open")}
         )

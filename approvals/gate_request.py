@@ -13,6 +13,7 @@ from typing import Any
 
 from approvals.errors import ValidationFailed
 from approvals.identity import identity_problem
+from gatekeeper.text_input import text_problem
 
 THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 MAX_INDEX = 2**31 - 1
@@ -66,14 +67,8 @@ class _Errors:
 
 
 def _text_problems(value: str, path: str) -> list[dict]:
-    if "\x00" in value:
-        return [{"field": path, "message": "contains a NUL character"}]
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return [{"field": path, "message": "is not valid Unicode (a lone surrogate)"}]
-    return []
+    problem = text_problem(value)
+    return [{"field": path, "message": problem}] if problem else []
 
 
 def _clean_text(value: str) -> bool:

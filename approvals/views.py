@@ -1,7 +1,5 @@
 """The reviewer dashboard (DESIGN section 7): plain function views, one service call each."""
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseRedirect
@@ -10,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from approvals import dashboard, wording
+from approvals import dashboard, forms, wording
 from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
@@ -136,22 +134,6 @@ def _act(request, packet_id, action):
     return response
 
 
-def _edited_args(raw: str):
-    """None when the reviewer left the args as they were; the parsed object otherwise."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as error:
-        raise ValidationFailed.of(
-            [{"field": "args", "message": f"is not valid JSON ({error})"}]
-        ) from None
-    if not isinstance(value, dict):
-        raise ValidationFailed.of([{"field": "args", "message": "must be a JSON object"}])
-    return value
-
-
 @require_POST
 @login_required
 def approve(request, packet_id):
@@ -159,8 +141,8 @@ def approve(request, packet_id):
         return review.packet_approve(
             packet_id=packet_id,
             user=request.user,
-            comment=request.POST.get("comment", ""),
-            edited_args=_edited_args(request.POST.get("args", "")),
+            comment=forms.review_comment(request.POST.get("comment", "")),
+            edited_args=forms.review_edited_args(request.POST.get("args", "")),
         )
 
     return _act(request, packet_id, action)
@@ -176,7 +158,9 @@ def _comment_action(service):
             request,
             packet_id,
             lambda: service(
-                packet_id=packet_id, user=request.user, comment=request.POST.get("comment", "")
+                packet_id=packet_id,
+                user=request.user,
+                comment=forms.review_comment(request.POST.get("comment", "")),
             ),
         )
 
@@ -192,14 +176,11 @@ comment = _comment_action(review.packet_comment)
 @login_required
 def reconcile(request, packet_id):
     def action():
-        happened = request.POST.get("happened")
-        if happened not in ("yes", "no"):
-            raise ValidationFailed.of([{"field": "happened", "message": "choose yes or no"}])
         return review.packet_reconcile(
             packet_id=packet_id,
             user=request.user,
-            happened=happened == "yes",
-            comment=request.POST.get("comment", ""),
+            happened=forms.review_happened(request.POST.get("happened")),
+            comment=forms.review_comment(request.POST.get("comment", "")),
         )
 
     return _act(request, packet_id, action)

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from audit.jsontext import pretty_json as as_text
+from audit.jsontext import visible_column
 from audit.models import AuditEvent
 
 
@@ -21,7 +22,7 @@ def pretty_json(value) -> str:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "at", "kind", "actor", "execution_id", "packet_id")
+    list_display = ("id", "at", "kind", visible_column("actor"), "execution_id", "packet_id")
     list_filter = ("kind",)
     search_fields = ("actor",)
     ordering = ("-id",)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 from audit import selectors
 from audit.csv_export import export_csv
 from audit.models import AuditEvent
+from gatekeeper.text_input import FilterField
 
 FILTER_KEYS = ("q", "kind", "workflow", "actor", "since", "until", "search")
 MAX_SEQ = 2**63 - 1
@@ -59,10 +60,10 @@ class MomentField(forms.Field):
 
 
 class AuditFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=200, label="Search")
+    q = FilterField(label="Search")
     kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *AuditEvent.Kind.choices])
-    workflow = forms.CharField(required=False, max_length=200)
-    actor = forms.CharField(required=False, max_length=200)
+    workflow = FilterField()
+    actor = FilterField()
     since = MomentField()
     until = MomentField(upper=True)
     # "threads" once a text search ran too long: its later pages and export search the same way.
@@ -164,7 +165,8 @@ def audit_export(request):
 
 def _seq(query, key) -> int | None:
     value = query.get(key, "")
-    return int(value) if value.isdigit() and 0 < int(value) <= MAX_SEQ else None
+    # isdigit() alone passes "²", which int() refuses.
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_SEQ else None
 
 
 @require_GET

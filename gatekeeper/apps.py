@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class GatekeeperConfig(AppConfig):
@@ -11,3 +12,9 @@ class GatekeeperConfig(AppConfig):
         # Connect their receivers (the sign-in audit, the session renewal at login) and
         # register the deploy checks.
         from gatekeeper import auth_audit, checks, security  # noqa: F401
+
+
+class GatekeeperAdminConfig(AdminConfig):
+    """django.contrib.admin with our site (gatekeeper.admin_site) as `admin.site`."""
+
+    default_site = "gatekeeper.admin_site.GatekeeperAdminSite"

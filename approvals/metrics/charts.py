@@ -1,9 +1,10 @@
 """Server-side SVG bar charts for /metrics/: plain string building, every label escaped.
 
-Workflow and owner names come from agents and admins, so each one goes through `escape` before
-it touches the markup, in text and in attributes alike. Each chart is `<svg role="img">` with a
-`<title>` and `<desc>`; the page puts the same numbers in a table beside it, and series differ
-by pattern as well as colour, so colour is never the only signal.
+Workflow and owner names come from agents and admins, so each one goes through `_shown` (made
+visible, then escaped) before it touches the markup, in text and in attributes alike. Each
+chart is `<svg role="img">` with a `<title>` and `<desc>`; the page puts the same numbers in a
+table beside it, and series differ by pattern as well as colour, so colour is never the only
+signal.
 """
 
 import math
@@ -11,10 +12,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.utils.html import escape
+from django.utils.html import escape as escape_html
 from django.utils.safestring import SafeString, mark_safe
 
 from approvals.metrics.queries import AgeBucket, DayDecisions, Latency, SlaReport
+from audit.jsontext import visible
 
 WIDTH = 640
 # Charts list at most this many workflows or owners (the busiest); the tables list them all.
@@ -22,6 +24,11 @@ MAX_BARS = 15
 LABEL_CHARS = 26
 INK, MUTED, GRID = "#16181d", "#555b66", "#d6d9df"
 _CHART_ID = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+def _shown(text) -> str:
+    """Text for the markup: hidden characters written out (audit.jsontext.visible), escaped."""
+    return escape_html(visible(text))
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ def duration_ticks(maximum: float) -> list[float]:
 def _label(text: str) -> str:
     """A label shortened for the chart, with the whole of it as a tooltip; both escaped."""
     short = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
-    return f"{escape(short)}<title>{escape(text)}</title>"
+    return f"{_shown(short)}<title>{_shown(text)}</title>"
 
 
 def _fill(chart_id: str, series: Series) -> str:
@@ -136,7 +143,7 @@ def _legend(chart_id: str, series: Sequence[Series], y: float) -> str:
     for s in series:
         parts.append(
             f'<rect x="{x}" y="{y - 10}" width="14" height="12" fill="{_fill(chart_id, s)}" '
-            f'stroke="{s.colour}"/><text x="{x + 20}" y="{y}">{escape(s.label)}</text>'
+            f'stroke="{s.colour}"/><text x="{x + 20}" y="{y}">{_shown(s.label)}</text>'
         )
         x += 32 + 7.5 * len(s.label)
     return f'<g class="legend" aria-hidden="true">{"".join(parts)}</g>'
@@ -148,8 +155,8 @@ def _svg(chart_id: str, title: str, description: str, height: float, body: str) 
     return mark_safe(  # noqa: S308 - every label in body was escaped where it was written
         f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height:g}" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" font-size="12" fill="{INK}">'
-        f'<title id="{chart_id}-title">{escape(title)}</title>'
-        f'<desc id="{chart_id}-desc">{escape(description)}</desc>{body}</svg>'
+        f'<title id="{chart_id}-title">{_shown(title)}</title>'
+        f'<desc id="{chart_id}-desc">{_shown(description)}</desc>{body}</svg>'
     )
 
 
@@ -178,7 +185,7 @@ def bar_chart(
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" stroke="{GRID}"/>'
             f'<text x="{x:.1f}" y="{top + plot_h + 15}" text-anchor="middle" fill="{MUTED}">'
-            f"{escape(value_text(tick))}</text>"
+            f"{_shown(value_text(tick))}</text>"
         )
     for index, (label, values) in enumerate(rows):
         y0 = top + index * (group_h + group_gap) + group_gap / 2
@@ -193,8 +200,8 @@ def bar_chart(
             parts.append(
                 f'<rect x="{plot_x}" y="{y:.1f}" width="{width:.1f}" height="{bar_h}" '
                 f'fill="{_fill(chart_id, s)}" stroke="{s.colour}">'
-                f"<title>{escape(label)}, {escape(s.label.lower())}: {escape(text)}</title></rect>"
-                f'<text x="{plot_x + width + 5:.1f}" y="{y + bar_h - 3:.1f}">{escape(text)}</text>'
+                f"<title>{_shown(label)}, {_shown(s.label.lower())}: {_shown(text)}</title></rect>"
+                f'<text x="{plot_x + width + 5:.1f}" y="{y + bar_h - 3:.1f}">{_shown(text)}</text>'
             )
     return _svg(chart_id, title, description, top + plot_h + 22, "".join(parts))
 
@@ -236,12 +243,12 @@ def stacked_columns(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{value * scale:.1f}" '
                 f'fill="{_fill(chart_id, s)}" stroke="{s.colour}"/>'
             )
-        parts.append(f"<g><title>{escape(full)}: {escape(summary)}</title>{''.join(bars)}</g>")
+        parts.append(f"<g><title>{_shown(full)}: {_shown(summary)}</title>{''.join(bars)}</g>")
         # Counted from the last column, so today always has its label.
         if (len(columns) - 1 - index) % every == 0:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 15}" text-anchor="middle" '
-                f'fill="{MUTED}">{escape(short)}</text>'
+                f'fill="{MUTED}">{_shown(short)}</text>'
             )
     return _svg(chart_id, title, description, top + plot_h + bottom, "".join(parts))
 

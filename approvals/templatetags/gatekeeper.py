@@ -1,4 +1,4 @@
-"""Small template helpers: relative times and dictionary lookups."""
+"""Small template helpers: relative times, dictionary lookups, agent text made visible."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ from django.contrib.messages import constants as message_constants
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 
-from audit.jsontext import pretty_json
+from audit.jsontext import pretty_json, visible
 
 register = template.Library()
 
@@ -30,6 +30,8 @@ def get_item(mapping, key):
 
 # Agent data as indented JSON text; the template escapes it like any other text.
 register.filter("pretty_json", pretty_json)
+# Agent text with bidi, zero-width and control characters written out as \uXXXX; still escaped.
+register.filter("visible", visible)
 
 
 @register.filter

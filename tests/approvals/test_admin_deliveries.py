@@ -303,6 +303,6 @@ def test_the_delivery_page_escapes_agent_text_in_email_and_webhook(
     for page in (email_page, webhook_page):
         assert "<img src=x" not in page
         assert ESCAPED in page
-    assert "Approval needed: iam.grant" in email_page
+    assert "Approval needed: &quot;iam.grant&quot;" in email_page  # agent text, quoted
     assert "approval.decided" in webhook_page
     assert "&quot;note&quot;: &quot;" + ESCAPED in webhook_page  # the body, pretty printed

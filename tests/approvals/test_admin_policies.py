@@ -192,3 +192,18 @@ def test_policies_cannot_be_deleted_so_their_history_survives(admin_client, poli
 
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
     assert Policy.objects.filter(pk=policy.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("match", "shown"),
+    [
+        ('{"tool": "\\ud800"}', "Is not valid Unicode (a lone surrogate) (at tool)."),
+        ('{"tool": "\\u0000"}', "Contains a NUL character (at tool)."),
+    ],
+)
+def test_a_match_jsonb_cannot_hold_is_a_form_error_shown_back_as_typed(admin_client, match, shown):
+    response = admin_client.post(ADD_URL, form_data(match=match))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert shown in html
+    assert not Policy.objects.exists()

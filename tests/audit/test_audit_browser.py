@@ -172,7 +172,7 @@ def test_since_and_until_take_dates_and_times_in_utc(client, auditor, record):
         ("?kind=packet.exploded", "Kind: Select a valid choice."),
         ("?before=abc", "Before: Enter a whole number."),
         ("?q=" + "x" * 201, "Search: Ensure this value has at most 200 characters"),
-        ("?actor=a%00b", "Actor: Null characters are not allowed."),
+        ("?actor=a%00b", "Actor: Contains a NUL character."),
     ],
 )
 def test_bad_filters_are_form_errors_on_the_page(client, auditor, record, query, message):

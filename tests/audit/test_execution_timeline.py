@@ -491,3 +491,13 @@ def test_any_payload_still_reads_as_a_line(kind, data):
 def test_a_decision_without_names_reads_without_them():
     assert selectors.event_summary("packet.approved", {}) == "Approved: the step may run"
     assert selectors.event_summary("packet.commented", {"comment": "a\n b"}) == "Comment: “a b”"
+
+
+@pytest.mark.parametrize("cursor", ["before=%C2%B2", "after=%D9%A1", "before=-1", "after=%00"])
+def test_a_page_cursor_that_is_no_plain_number_shows_the_newest_page(
+    client, alice, packet_for, cursor
+):
+    packet = packet_for()
+    client.force_login(alice)
+    response = client.get(f"/executions/{packet.execution_id}/?{cursor}")
+    assert response.status_code == 200 and "packet.created" in response.content.decode()

@@ -79,7 +79,7 @@ def test_a_change_that_rolls_back_queues_and_delivers_nothing(worker, smtp_sink,
     packet_for(execution__thread_id="committed-after")
     smtp_sink.wait_for(lambda m: m, DELIVERY_TIMEOUT, "the committed packet's email")
     assert [m["subject"] for m in smtp_sink.items] == [
-        "Approval needed: iam.grant in committed-after (step 3)"
+        'Approval needed: "iam.grant" in "committed-after" (step 3)'
     ]
 
 

@@ -53,3 +53,24 @@ def test_question_mark_opens_the_keyboard_help_and_escape_closes_it(browsing, al
     page.get_by_label("Add a comment to the record").press("?")
     expect(help_dialog).to_be_hidden()
     expect(page.get_by_label("Add a comment to the record")).to_have_value("?")
+
+
+def test_a_bidi_override_in_agent_text_is_shown_as_an_escape_not_obeyed(
+    browsing, alice, packet_for
+):
+    spoof = "invoice\u202efdp.exe"
+    packet = packet_for(
+        execution__thread_id="bidi-1",
+        step__name=spoof,
+        action__tool=spoof,
+        action__args={"file": spoof},
+    )
+    page = browsing.page(alice)
+    page.goto(f"/approvals/{packet.id}/")
+    page.wait_for_load_state("networkidle")
+    # What the reviewer reads: the override written out, the name in its true order.
+    heading = page.get_by_role("heading", level=1).inner_text()
+    assert heading == "bidi-1 step 3 · invoice\\u202efdp.exe"
+    assert page.locator("#action code").inner_text() == "invoice\\u202efdp.exe"
+    assert '"file": "invoice\\u202efdp.exe"' in page.locator("pre.json").first.inner_text()
+    assert "\u202e" not in page.locator("body").inner_text()

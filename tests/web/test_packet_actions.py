@@ -171,3 +171,36 @@ def test_a_viewer_without_resume_authority_gets_no_approve_button(client, make_u
     answer = client.post(f"/approvals/{packet.id}/approve/", follow=True).content.decode()
     assert "no authority to decide it" in answer
     assert PausePacket.objects.get().status == "pending"
+
+
+HOSTILE_FIELDS = [
+    ("approve", {"comment": "a\x00b"}, "Comment contains a NUL character"),
+    ("reject", {"comment": "a\x00b"}, "Comment contains a NUL character"),
+    ("takeover", {"comment": "a\x00b"}, "Comment contains a NUL character"),
+    ("comment", {"comment": "a\x00b"}, "Comment contains a NUL character"),
+    ("reconcile", {"happened": "no", "comment": "a\x00b"}, "Comment contains a NUL character"),
+    ("comment", {"comment": "x" * 10_001}, "Comment is longer than 10,000 characters"),
+    ("approve", {"args": '{"user": "\\u0000"}'}, "Args contains a NUL character (at args.user)"),
+    ("approve", {"args": '{"\\u0000": 1}'}, "Args has a key that contains a NUL character"),
+    ("approve", {"args": '{"user": "\\ud800"}'}, "Args is not valid Unicode (a lone surrogate)"),
+    ("approve", {"args": '{"n": NaN}'}, "Args is not a finite number (at args.n)"),
+    ("approve", {"args": '{"a":' + "[" * 40 + "]" * 40 + "}"}, "Args nested deeper than 32"),
+    ("approve", {"args": "[" * 100_000 + "]" * 100_000}, "Args is nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("action", "data", "shown"), HOSTILE_FIELDS)
+def test_text_postgresql_cannot_store_is_a_form_error_and_changes_nothing(
+    client, alice, packet_for, policy, action, data, shown
+):
+    from audit.models import AuditEvent
+
+    policy(allow_edit=True)
+    packet = packet_for()
+    events = AuditEvent.objects.count()
+    client.force_login(alice)
+    response = client.post(f"/approvals/{packet.id}/{action}/", data)
+    assert response.status_code == 400
+    assert shown in response.content.decode()
+    assert PausePacket.objects.get().status == "pending"
+    assert AuditEvent.objects.count() == events

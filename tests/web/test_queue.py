@@ -128,3 +128,26 @@ def test_each_row_shows_the_votes_that_count_of_those_needed(
     html = logged_in(alice).get("/approvals/").content.decode()
     row = html[html.index("quorum-1") :]
     assert "1 of 2" in row[: row.index("</tr>")]
+
+
+@pytest.mark.parametrize("name", ["q", "workflow", "owner", "policy"])
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [("a%00b", "NUL character"), ("x" * 201, "at most 200 characters")],
+)
+def test_a_filter_that_can_match_nothing_is_ignored_with_a_message(
+    logged_in, alice, packet_for, name, raw, why
+):
+    packet_for(execution__thread_id="still-shown")
+    response = logged_in(alice).get(f"/approvals/?{name}={raw}")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "still-shown" in html
+    assert why in html and "This filter was ignored." in html
+
+
+def test_an_ignored_filter_leaves_the_others_in_force(logged_in, alice, packet_for):
+    packet_for(execution__thread_id="hr-1")
+    packet_for(execution__thread_id="pay-1", execution__workflow="payments")
+    html = logged_in(alice).get("/approvals/?workflow=payments&q=%00").content.decode()
+    assert "pay-1" in html and "hr-1" not in html and "Search: Contains a NUL" in html
