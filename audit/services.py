@@ -29,11 +29,12 @@ ID_SEQUENCE = "audit_auditevent_id_seq"
 # whose change others act on as soon as it is visible (an approval, which a long-polling
 # agent reads on NOTIFY) keep the plain COMMIT: PostgreSQL shows it only once it is durable.
 COMMIT_WITHOUT_WAITING_SQL = "SET LOCAL synchronous_commit = off"
-# A transaction of its own that writes WAL, so its synchronous COMMIT waits until WAL is flushed
-# past its commit record, hence past every commit made before it. It must write: PostgreSQL
-# commits a transaction that wrote no WAL (an xid alone) without flushing anything. A
-# transactional logical message is the smallest such write; it needs no table, no privilege
-# and no wal_level beyond the default, and nothing decodes it.
+# A transaction of its own that writes WAL, so its COMMIT (synchronous_commit as the server
+# sets it, on by default) waits until WAL is flushed past its commit record, hence past every
+# commit made before it. It must write: PostgreSQL commits a transaction that wrote no WAL (an
+# xid alone) without flushing anything. A transactional logical message is the smallest such
+# write; it needs no table, no privilege and no wal_level beyond the default, and logical
+# decoding passes it on only to a consumer that asks for messages.
 WAIT_FOR_FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'gatekeeper.flush', '')"
 
 

@@ -863,8 +863,10 @@ class Bench:
                 f"Allowed gate checks per second (POST /api/v1/gate, a policy allows the tool; "
                 f"every request a new step) divided by the floor's rate: bench/floor_app.py on "
                 f"the same gunicorn, same body, writing the same rows (execution, gate check, "
-                "chained gate.checked event) in one transaction, committed as the gate commits "
-                "(not waiting for the flush under the chain lock, then waiting for it). "
+                "chained gate.checked event) in one transaction, in the round trips the gate "
+                "uses (the execution; the check, the chain lock, the append), committed as the "
+                "gate commits (not waiting for the flush under the chain lock, then waiting for "
+                "it). "
                 f"{clients} closed-loop clients in the load generator, {s.rounds} alternating "
                 f"rounds of {s.gate_seconds / s.rounds:.0f} s per side after "
                 f"{s.warmup_seconds:.0f} s of warm-up.",
