@@ -35,7 +35,7 @@ class PrivatePostgres:
 
             self.user = SYSTEM_USER
             ensure_user_exists(SYSTEM_USER)
-        self.directory = Path(tempfile.mkdtemp(prefix="gk-pg-"))
+        self.directory = Path(tempfile.mkdtemp(prefix="gk-private-pg-"))
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
