@@ -29,9 +29,13 @@ ID_SEQUENCE = "audit_auditevent_id_seq"
 # whose change others act on as soon as it is visible (an approval, which a long-polling
 # agent reads on NOTIFY) keep the plain COMMIT: PostgreSQL shows it only once it is durable.
 COMMIT_WITHOUT_WAITING_SQL = "SET LOCAL synchronous_commit = off"
-# A transaction of its own that writes a commit record and, synchronous_commit being on, waits
-# until WAL is flushed up to it: past every commit made before it.
-_WAIT_FOR_FLUSH = "SELECT pg_current_xact_id()"
+# A transaction of its own that writes WAL, so its COMMIT (synchronous_commit as the server
+# sets it, on by default) waits until WAL is flushed past its commit record, hence past every
+# commit made before it. It must write: PostgreSQL commits a transaction that wrote no WAL (an
+# xid alone) without flushing anything. A transactional logical message is the smallest such
+# write; it needs no table, no privilege and no wal_level beyond the default, and logical
+# decoding passes it on only to a consumer that asks for messages.
+WAIT_FOR_FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'gatekeeper.flush', '')"
 
 
 def chain_append_sql(source: str) -> str:
@@ -179,7 +183,7 @@ def wait_until_durable_on_commit() -> None:
 
 def _wait_until_durable() -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_WAIT_FOR_FLUSH)
+        cursor.execute(WAIT_FOR_FLUSH_SQL)
 
 
 def _payload(event: Event) -> str:

@@ -3,11 +3,12 @@
 gate_vs_floor divides the gate API's rate by this view's rate on the same gunicorn server. The
 view takes the same JSON body and, in one transaction, writes what an allow decision leaves
 behind: the execution (on its first step), the gate check row with its answer, and the
-`gate.checked` audit event chained to the head under the same advisory lock the product takes
-(its hash computed by PostgreSQL from audit.chain.HASH_SQL, so the chain stays valid), committed
-as the product commits (not waiting for the flush under the lock, then waiting for it). No
-authentication, validation, policy evaluation or idempotency lookup: those are what the ratio
-measures.
+`gate.checked` audit event chained to the head under the chain lock. It writes them as well as
+a bare view can, which is the product's own way: the execution in one round trip; the check,
+the chain lock, the append (audit.services.lock_and_append_one_sql, hashed by PostgreSQL) and
+the commit mode in the next; committed without waiting under the lock, then waiting for the
+flush (audit.services.wait_until_durable_on_commit). No authentication, validation, policy
+evaluation or idempotency: those are what the ratio measures.
 
 Served only by bench.settings (bench/urls.py); gatekeeper.settings never routes to it.
 """
@@ -18,13 +19,15 @@ import uuid
 
 from django.db import connection, transaction
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from audit.chain import GENESIS_HASH, HASH_SQL
+from audit.models import AuditEvent
 from audit.services import (
     COMMIT_WITHOUT_WAITING_SQL,
-    ID_SEQUENCE,
-    LOCK_CHAIN_SQL,
+    Event,
+    event_parameters,
+    lock_and_append_one_sql,
     wait_until_durable_on_commit,
 )
 
@@ -41,7 +44,7 @@ SELECT id FROM approvals_execution
  WHERE service_account_id = %(account)s AND thread_id = %(thread_id)s
 LIMIT 1
 """
-_GATE_CHECK = """
+_CHECK = """
 INSERT INTO approvals_gatecheck
        (id, service_account_id, execution_id, idempotency_key, request_hash, request, step_index,
         step_name, tool, side_effect, decision, reason, policy_name, policy_version, response,
@@ -50,17 +53,8 @@ VALUES (%(id)s, %(account)s, %(execution)s, %(key)s, %(hash)s, %(request)s, %(st
         %(step_name)s, %(tool)s, %(side_effect)s, 'allow', 'floor', 'floor', 1, %(response)s,
         now())
 """
-# Composed from audit's constants only; every value travels as a parameter.
-_AUDIT = (
-    "INSERT INTO audit_auditevent (id, at, kind, actor, execution_id, packet_id, data, prev_hash,"  # noqa: S608
-    " hash) SELECT r.id, r.at, r.kind, r.actor, r.execution_id, r.packet_id, r.data, r.prev_hash, "
-    + HASH_SQL.format(p="r.")
-    + f" FROM (SELECT nextval('{ID_SEQUENCE}') AS id,"  # noqa: S608
-    " now() AS at, 'gate.checked'::text AS kind, %(actor)s::text AS actor,"
-    " %(execution)s::uuid AS execution_id, NULL::uuid AS packet_id, %(data)s::jsonb AS data,"
-    " coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1), %(genesis)s)"
-    " AS prev_hash) AS r"
-)
+# One round trip, as the product sends it (Django's client-side binding makes it one query).
+_CHECK_AND_EVENT = f"{_CHECK}; {lock_and_append_one_sql()}; {COMMIT_WITHOUT_WAITING_SQL}"
 
 _account_id: int | None = None
 
@@ -81,6 +75,7 @@ def floor(request):
     check_id = uuid.uuid4()
     response = {"decision": "allow", "reason": "floor", "check_id": str(check_id)}
     with transaction.atomic(), connection.cursor() as cursor:
+        wait_until_durable_on_commit()
         cursor.execute(
             _EXECUTION,
             {
@@ -91,8 +86,24 @@ def floor(request):
             },
         )
         execution = cursor.fetchone()[0]
+        event = Event(
+            AuditEvent.Kind.GATE_CHECKED,
+            actor="service:bench",
+            execution_id=execution,
+            data={
+                "check_id": str(check_id),
+                "step": body["step"]["index"],
+                "step_name": body["step"]["name"],
+                "tool": body["action"]["tool"],
+                "side_effect": body["action"]["side_effect"],
+                "decision": "allow",
+                "reason": "floor",
+                "policy": {"name": "floor", "version": 1},
+                "idempotency_key": body["idempotency_key"],
+            },
+        )
         cursor.execute(
-            _GATE_CHECK,
+            _CHECK_AND_EVENT,
             {
                 "id": check_id,
                 "account": account,
@@ -105,31 +116,7 @@ def floor(request):
                 "tool": body["action"]["tool"],
                 "side_effect": body["action"]["side_effect"],
                 "response": json.dumps(response),
+                **event_parameters(event, timezone.now()),
             },
         )
-        cursor.execute(LOCK_CHAIN_SQL)
-        cursor.execute(
-            _AUDIT,
-            {
-                "actor": "service:bench",
-                "execution": execution,
-                "data": json.dumps(
-                    {
-                        "check_id": str(check_id),
-                        "step": body["step"]["index"],
-                        "step_name": body["step"]["name"],
-                        "tool": body["action"]["tool"],
-                        "side_effect": body["action"]["side_effect"],
-                        "decision": "allow",
-                        "reason": "floor",
-                        "policy": {"name": "floor", "version": 1},
-                        "idempotency_key": body["idempotency_key"],
-                    }
-                ),
-                "genesis": GENESIS_HASH,
-            },
-        )
-        # As the product commits: without waiting under the chain lock, then for the flush.
-        cursor.execute(COMMIT_WITHOUT_WAITING_SQL)
-        wait_until_durable_on_commit()
     return JsonResponse(response)

@@ -3,8 +3,10 @@
 -- answers may-view and may-resume), the current votes, the vote, the compare-and-set on the
 -- packet, the long-poll notification, and the two audit events (packet.voted,
 -- packet.approved) chained under the lock by one INSERT (audit.services.record_events, the
--- audit_chain aggregate of audit/migrations/0004). The product sends the lock and that INSERT
--- as one simple query; pgbench -M extended sends them as two statements, one round trip more.
+-- audit_chain aggregate of audit/migrations/0004). Run it with `-M simple`, as Django's psycopg
+-- backend talks: the product sends the lock and that INSERT as one simple query, and `\;` joins
+-- them here the same way; pgbench pastes each variable into the text as the client does
+-- (quoted where the value is a string).
 -- Django's ContentType lookup is cached per process after the first request and is left out.
 -- Literal colons are written chr(58): pgbench reads every colon followed by a name as a
 -- variable.
@@ -34,39 +36,39 @@ SELECT p.id AS packet_id, p.execution_id AS execution_id, p.gate_check_id, p.ste
 SELECT ap.codename FROM auth_permission ap
   JOIN django_content_type ct ON ap.content_type_id = ct.id
   JOIN approvals_pausepacketuserobjectpermission up ON ap.id = up.permission_id
- WHERE ap.content_type_id = :ct::int AND up.content_object_id = :packet_id::uuid
+ WHERE ap.content_type_id = :ct::int AND up.content_object_id = ':packet_id'::uuid
    AND up.user_id = :uid::int
  ORDER BY ct.app_label, ct.model, 1;
 SELECT ap.codename FROM auth_permission ap
   JOIN django_content_type ct ON ap.content_type_id = ct.id
   JOIN approvals_pausepacketgroupobjectpermission gp ON ap.id = gp.permission_id
- WHERE ap.content_type_id = :ct::int AND gp.content_object_id = :packet_id::uuid
+ WHERE ap.content_type_id = :ct::int AND gp.content_object_id = ':packet_id'::uuid
    AND gp.group_id IN (SELECT u0.id FROM auth_group u0 JOIN auth_user_groups u1
                           ON u0.id = u1.group_id WHERE u1.user_id = :uid::int)
  ORDER BY ct.app_label, ct.model, 1;
 SELECT u.username FROM approvals_vote v JOIN auth_user u ON v.user_id = u.id
- WHERE v.packet_id = :packet_id::uuid AND v.snapshot_hash = :snap::text
+ WHERE v.packet_id = ':packet_id'::uuid AND v.snapshot_hash = ':snap'::text
  ORDER BY v.created_at ASC;
 INSERT INTO approvals_vote (packet_id, user_id, snapshot_hash, comment, created_at)
-VALUES (:packet_id::uuid, :uid::int, :snap::text, '', now()) RETURNING id;
+VALUES (':packet_id'::uuid, :uid::int, ':snap'::text, '', now()) RETURNING id;
 UPDATE approvals_pausepacket
    SET status = 'approved', branch = 'resume', decision = 'allow',
        decided_by = '["decider"]'::jsonb, decided_at = now(), comment = ''
- WHERE id = :packet_id::uuid;
+ WHERE id = ':packet_id'::uuid;
 SELECT pg_notify(c, '')
-  FROM unnest(ARRAY['approval_' || replace(:packet_id::text, '-', '')]::text[]) AS c;
-SELECT pg_advisory_xact_lock(1786661683);
+  FROM unnest(ARRAY['approval_' || replace(':packet_id'::text, '-', '')]::text[]) AS c;
+SELECT pg_advisory_xact_lock(1786661683) \;
 WITH events AS (
   SELECT now() AS at, t.kind, t.actor, t.execution_id, t.packet_id, t.data, t.ord
     FROM unnest(ARRAY['packet.voted', 'packet.approved']::text[],
                 ARRAY['user' || chr(58) || 'decider', 'user' || chr(58) || 'decider']::text[],
-                ARRAY[:execution_id::uuid, :execution_id::uuid]::uuid[],
-                ARRAY[:packet_id::uuid, :packet_id::uuid]::uuid[],
+                ARRAY[':execution_id'::uuid, ':execution_id'::uuid]::uuid[],
+                ARRAY[':packet_id'::uuid, ':packet_id'::uuid]::uuid[],
                 ARRAY[jsonb_build_object('votes', 1, 'required', 1, 'comment', '',
-                                         'snapshot_hash', :snap::text),
+                                         'snapshot_hash', ':snap'::text),
                       jsonb_build_object('status', 'approved', 'branch', 'resume',
                                          'decision', 'allow', 'decided_by', '["decider"]'::jsonb,
-                                         'comment', '', 'args', :args::jsonb)]::jsonb[])
+                                         'comment', '', 'args', ':args'::jsonb)]::jsonb[])
          WITH ORDINALITY AS t(kind, actor, execution_id, packet_id, data, ord)),
 head AS (
   SELECT coalesce((SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1),

@@ -4,6 +4,9 @@ A gate check commits without waiting for the disk under the chain lock, then wai
 flush before it answers: its caller never hears an answer a crash could take back. Every other
 append (an approval, which a long-polling agent reads the moment it commits) commits the
 ordinary way, so PostgreSQL shows it to nobody before it is durable.
+
+The first test checks the property itself, on a private server whose WAL reaches the disk only
+when a commit waits for it; the others check which path each write takes.
 """
 
 import pytest
@@ -15,11 +18,46 @@ from approvals.models import GateCheck
 from approvals.services.review import packet_approve
 from approvals.services.service_accounts import service_account_create
 from audit.models import AuditEvent
+from audit.services import WAIT_FOR_FLUSH_SQL as FLUSH
 from audit.services import record_event
+from tests.audit.conftest import allowed_body
 from tests.conftest import gate_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
-FLUSH = "SELECT pg_current_xact_id()"
+# Where the commit record of a gate check (its row's xmin) ends in the WAL, and whether the
+# WAL was flushed that far when its answer was heard.
+_COMMIT_RECORD = """
+SELECT w.end_lsn::text, %(flushed)s::pg_lsn >= w.end_lsn
+  FROM approvals_gatecheck AS c
+  JOIN pg_get_wal_records_info(%(start)s::pg_lsn, pg_current_wal_flush_lsn()) AS w
+       ON w.xid = c.xmin
+ WHERE c.id = %(check_id)s AND w.resource_manager = 'Transaction' AND w.record_type = 'COMMIT'
+"""
+
+
+def test_an_allowed_check_answers_only_once_its_commit_is_on_disk(gatekeeper_on_slow_wal):
+    gk = gatekeeper_on_slow_wal
+    with gk.connect() as observer:
+        observer.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        start = observer.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+        heard = []
+        for step in range(10):
+            status, answer = gk.node.api(
+                "POST", "/api/v1/gate", gk.token, allowed_body("flush", step)
+            )
+            assert (status, answer["decision"]) == (200, "allow"), answer
+            flushed = observer.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]
+            heard.append((answer["check_id"], flushed))
+        observer.execute("CHECKPOINT")  # the rest of the WAL to disk, where it can be read
+        late = []
+        for check_id, flushed in heard:
+            row = {"flushed": flushed, "start": start, "check_id": check_id}
+            commit_end, on_disk = observer.execute(_COMMIT_RECORD, row).fetchone()
+            if not on_disk:
+                late.append(
+                    f"{check_id}: WAL flushed to {flushed}, its commit ends at {commit_end}"
+                )
+    assert late == [], "answers heard before their commit was on disk:\n" + "\n".join(late)
 
 
 def _synchronous_commit() -> str:
