@@ -195,6 +195,11 @@ def text_of(result) -> str:
     return " ".join(block.text for block in result.content if hasattr(block, "text"))
 
 
-def run(scenario, *args):
-    """Run an async scenario to its end from a synchronous test."""
-    return anyio.run(scenario, *args)
+def run(scenario, *args, timeout: float = 90):
+    """Run an async scenario to its end from a synchronous test (failing after `timeout`)."""
+
+    async def bounded():
+        with anyio.fail_after(timeout):
+            return await scenario(*args)
+
+    return anyio.run(bounded)

@@ -37,17 +37,32 @@ def gateway(config_text: str | None, tmp_path, **env) -> subprocess.CompletedPro
         (None, "gateway.toml: no such file"),
         ("[gatekeeper\nurl=", "gateway.toml: not valid TOML"),
         (GOOD.replace('workflow = "hr-onboarding"', ""), "gatekeeper.workflow is required"),
-        (GOOD.replace('token = "gk_x"', ""), "gatekeeper.token is not set: give it, or set $GATEKEEPER_TOKEN"),
+        (
+            GOOD.replace('token = "gk_x"', ""),
+            "gatekeeper.token is not set: give it, or set $GATEKEEPER_TOKEN",
+        ),
         (GOOD.replace("http://127.0.0.1:8000", "ftp://x"), "gatekeeper.url must be an http(s) URL"),
-        (GOOD + 'url = "http://x/mcp"\n', "upstream 'hr' needs exactly one of command (stdio) or url"),
+        (
+            GOOD + 'url = "http://x/mcp"\n',
+            "upstream 'hr' needs exactly one of command (stdio) or url",
+        ),
         (GOOD.replace('name = "hr"', 'name = "h r"'), "upstream #1.name must be 1 to 64 of"),
         (GOOD.replace("[[upstream]]", "[[upstreams]]"), "upstreams is not a known key"),
-        (GOOD.replace('"python3", "server.py"', ""), "upstream 'hr'.command must be a non-empty list"),
-        (GOOD + '[tools."iam.grant"]\nrisk = 2\n', "tools.'iam.grant'.risk must be a number from 0 to 1"),
-        (GOOD.replace("hr-onboarding\"", 'hr-onboarding"\nthread_id = "a b"'), "gatekeeper.thread_id must be"),
+        (
+            GOOD.replace('"python3", "server.py"', ""),
+            "upstream 'hr'.command must be a non-empty list",
+        ),
+        (
+            GOOD + '[tools."iam.grant"]\nrisk = 2\n',
+            "tools.'iam.grant'.risk must be a number from 0 to 1",
+        ),
+        (
+            GOOD.replace('hr-onboarding"', 'hr-onboarding"\nthread_id = "a b"'),
+            "gatekeeper.thread_id must be",
+        ),
         (GOOD.split("[[upstream]]")[0], "[[upstream]] is required"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_config_is_one_clear_line_and_exit_status_2(tmp_path, text, says):
     run = gateway(text, tmp_path)
     assert run.returncode == 2, run.stderr

@@ -142,11 +142,9 @@ def test_an_approval_that_expires_while_the_client_waits_is_refused(
     config = write_config(thread_id="mcp-expire")
 
     def expire():
-        packet = next_packet("mcp-expire")
-        PausePacket.objects.filter(id=packet.id).update(
-            expires_at=timezone.now() - timedelta(seconds=1)
-        )
-        assert packets_expire_overdue() == 1
+        next_packet("mcp-expire")
+        # The sweep, run as if its deadline (a day away) had passed.
+        assert packets_expire_overdue(now=timezone.now() + timedelta(days=2)) == 1
 
     in_background(expire, delay=0.5)
 
@@ -286,4 +284,4 @@ def test_an_upstream_over_streamable_http_is_fronted_the_same_way(
     assert not result.is_error, text_of(result)
     assert 'RAN hr.lookup {"employee_id": 7}' in upstream_err.lines
     assert outcomes(gk, "mcp-http-upstream") == [(0, "landed")]
-    assert WORKFLOW == gk.execution("mcp-http-upstream")["workflow"]
+    assert gk.execution("mcp-http-upstream")["workflow"] == WORKFLOW
