@@ -9,6 +9,13 @@ resources and prompts of the upstream servers its config names (see `config`), a
 Gatekeeper before forwarding each tool call (see `gateway`). Built on the official `mcp` SDK.
 """
 
+try:
+    import mcp  # noqa: F401
+except ImportError as missing:  # the core needs nothing; only the gateway needs the SDK
+    raise ImportError(
+        'the MCP gateway needs the MCP SDK: pip install "gatekeeper-client[mcp]"'
+    ) from missing
+
 from .config import Config, ConfigError, Upstream, load
 from .gateway import Gateway
 from .serve import main, serve_http, serve_stdio

@@ -17,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from approvals.services.policies import policies_import
 from approvals.services.service_accounts import service_account_create
-from tests.client.conftest import in_background  # noqa: F401 - reviewers in other threads
+from tests.client.conftest import agent_python, in_background  # noqa: F401 - shared fixtures
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream.py"
 WORKFLOW = "hr-onboarding"

@@ -79,3 +79,13 @@ def test_the_token_may_come_from_the_environment(tmp_path):
     assert run.returncode == 1, run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("gatekeeper-mcp: ")
     assert "nonexistent" in run.stderr
+
+
+def test_the_gateway_names_the_extra_it_needs(agent_python):
+    from tests.client.conftest import run_as_agent
+
+    out = run_as_agent(
+        agent_python,
+        "try:\n    import gatekeeper_client.mcp\nexcept ImportError as error:\n    print(error)",
+    )
+    assert out == 'the MCP gateway needs the MCP SDK: pip install "gatekeeper-client[mcp]"'

@@ -29,7 +29,7 @@ def test_the_mcp_agent_runs_the_lookup_and_the_approved_grant_with_its_edit(
     alice = make_user("alice", "it-approvers")
     in_background(
         lambda: packet_approve(
-            packet_id=(packet := next_packet("mcp-example")).id,
+            packet_id=(packet := next_packet("mcp-example", timeout=90)).id,
             user=alice,
             edited_args={**packet.args, "scope": "lab"},
         )
@@ -50,7 +50,9 @@ def test_a_rejected_grant_is_denied_with_the_reason_and_the_run_goes_on(
     bob = make_user("bob", "it-approvers")
     in_background(
         lambda: packet_reject(
-            packet_id=next_packet("mcp-example-2").id, user=bob, comment="use a narrower role"
+            packet_id=next_packet("mcp-example-2", timeout=90).id,
+            user=bob,
+            comment="use a narrower role",
         )
     )
     run = run_agent(live_server, account[1], "mcp-example-2")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from approvals.models import Execution, PausePacket
 from approvals.services.expiry import packets_expire_overdue
 from approvals.services.review import packet_approve, packet_reject
-from tests.client.conftest import next_packet, stale_then_approve
+from tests.client.conftest import next_packet
 
 from .conftest import WORKFLOW, run, text_of
 
@@ -85,7 +85,7 @@ def test_an_approval_with_edits_runs_the_edited_args_while_progress_keeps_the_cl
     alice = make_user("alice", "it-approvers")
 
     def review():
-        packet = next_packet("mcp-edit")
+        packet = next_packet("mcp-edit", timeout=90)
         time.sleep(2.5)  # long enough for progress notifications to flow
         packet_approve(packet_id=packet.id, user=alice, edited_args={**packet.args, "scope": "lab"})
 
@@ -121,7 +121,9 @@ def test_a_rejection_reaches_the_model_with_the_reviewers_reason(
     bob = make_user("bob", "it-approvers")
     in_background(
         lambda: packet_reject(
-            packet_id=next_packet("mcp-reject").id, user=bob, comment="admin is too broad"
+            packet_id=next_packet("mcp-reject", timeout=90).id,
+            user=bob,
+            comment="admin is too broad",
         )
     )
 
@@ -142,7 +144,7 @@ def test_an_approval_that_expires_while_the_client_waits_is_refused(
     config = write_config(thread_id="mcp-expire")
 
     def expire():
-        next_packet("mcp-expire")
+        next_packet("mcp-expire", timeout=90)
         # The sweep, run as if its deadline (a day away) had passed.
         assert packets_expire_overdue(now=timezone.now() + timedelta(days=2)) == 1
 
@@ -163,7 +165,15 @@ def test_a_stale_approval_asks_the_upstream_nothing_and_says_the_context_went_st
 ):
     config = write_config(thread_id="mcp-stale")
     alice = make_user("alice", "it-approvers")
-    in_background(lambda: stale_then_approve("mcp-stale", alice))
+
+    def stale_then_approve():
+        packet = next_packet("mcp-stale", timeout=90)
+        PausePacket.objects.filter(id=packet.id).update(
+            fresh_until=timezone.now() - timedelta(seconds=1)
+        )
+        packet_approve(packet_id=packet.id, user=alice)
+
+    in_background(stale_then_approve)
 
     async def scenario():
         async with connect(config) as session:
@@ -225,7 +235,7 @@ def test_one_client_waiting_for_a_human_never_stalls_another(
     assert all(thread.startswith("mcp-") for thread in threads)
 
 
-def next_packet_of_workflow(timeout: float = 15) -> PausePacket:
+def next_packet_of_workflow(timeout: float = 90) -> PausePacket:
     from django.db import close_old_connections
 
     deadline = time.monotonic() + timeout
