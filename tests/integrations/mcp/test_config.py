@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,18 @@ def test_the_gateway_names_the_extra_it_needs(agent_python):
         "try:\n    import gatekeeper_client.mcp\nexcept ImportError as error:\n    print(error)",
     )
     assert out == 'the MCP gateway needs the MCP SDK: pip install "gatekeeper-client[mcp]"'
+
+
+def test_the_console_command_is_the_same_gateway(tmp_path):
+    command = Path(sys.executable).parent / "gatekeeper-mcp"
+    run = subprocess.run(
+        [command, "--config", str(tmp_path / "none.toml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stderr) == (
+        2,
+        f"gatekeeper-mcp: {tmp_path}/none.toml: no such file\n",
+    )

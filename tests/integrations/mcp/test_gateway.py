@@ -69,9 +69,12 @@ def test_a_blocked_call_reaches_the_model_as_an_error_and_never_the_upstream(
 
     async def scenario():
         async with connect(config) as session:
-            return await session.call_tool("db.drop", {"table": "users"})
+            result = await session.call_tool("db.drop", {"table": "users"})
+            return result, {tool.name: tool for tool in (await session.list_tools()).tools}
 
-    result = run(scenario)
+    result, tools = run(scenario)
+    # tools/list now tells the model what the gate did with the tool's last call.
+    assert tools["db.drop"].description.endswith("its last call was blocked by policy.")
     assert result.is_error
     assert text_of(result).startswith("db.drop was not called: Gatekeeper refused it")
     assert "no-drops" in text_of(result)
