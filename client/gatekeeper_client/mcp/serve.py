@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -47,14 +48,23 @@ async def serve_stdio(config: Config) -> None:
 
 async def serve_http(config: Config, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve any number of MCP clients over streamable HTTP at http://host:port/mcp."""
+    # Bound here, before anything starts: a port in use is one clear OSError, not uvicorn's exit.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     async with running_gateway(config) as gateway:
         app = gateway.server().streamable_http_app(host=host)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(server.serve)
+            tasks.start_soon(server.serve, [listener])
             while not server.started:
                 await anyio.sleep(0.02)
-            bound = server.servers[0].sockets[0].getsockname()[1]
+            bound = listener.getsockname()[1]
             # Read by scripts (and tests) that start the gateway on port 0.
             print(f"gatekeeper-mcp: serving http://{host}:{bound}/mcp", file=sys.stderr, flush=True)
 

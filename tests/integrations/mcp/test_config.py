@@ -105,3 +105,26 @@ def test_the_console_command_is_the_same_gateway(tmp_path):
         2,
         f"gatekeeper-mcp: {tmp_path}/none.toml: no such file\n",
     )
+
+
+def test_a_port_in_use_is_one_line_before_any_upstream_starts(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "gateway.toml"
+        path.write_text(GOOD.replace('"python3", "server.py"', '"/nonexistent/server"'))
+        run = subprocess.run(
+            [sys.executable, "-m", "gatekeeper_client.mcp", "--config", str(path)]
+            + ["--http", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"gatekeeper-mcp: OSError: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
