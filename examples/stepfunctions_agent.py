@@ -115,16 +115,31 @@ def printing_tools() -> dict:
     return {"hr.lookup": tool("hr.lookup"), "iam.grant": tool("iam.grant")}
 
 
-def long_poll_decisions(gk, moto, store, stop):
-    """Without a relay: wait on every approval the store records, then signal its verdict."""
-    from gatekeeper_client.stepfunctions import signal
-    from gatekeeper_client.verdicts import verdict_of
+class Reasons:
+    """The handler that signals Step Functions, keeping each refusal's reason: moto (5.2)
+    drops the cause of `send_task_failure`, which AWS hands to the `Catch` as `Cause`."""
 
+    def __init__(self, sfn):
+        from gatekeeper_client.stepfunctions import StepFunctionsHandler
+
+        self.handler, self.refused = StepFunctionsHandler(sfn), []
+
+    def signal(self, target, approval):
+        from gatekeeper_client.verdicts import verdict_of
+
+        verdict = verdict_of(approval)
+        self.handler.signal(target, approval)
+        if not (verdict.run or verdict.skip):
+            self.refused.append(verdict.reason)
+
+
+def long_poll_decisions(gk, handler, store, stop):
+    """Without a relay: wait on every approval the store records, then signal its decision."""
     while not stop.is_set():
         for approval_id, target in store.open_waits("stepfunctions"):
             approval = gk.wait(approval_id, timeout=5, poll=5)
             if not approval.is_open:
-                signal(moto.sfn, target["task_token"], verdict_of(approval.raw))
+                handler.signal(target, approval.raw)
                 store.mark_signalled(approval_id, approval.status)
         stop.wait(0.2)
 
@@ -139,22 +154,22 @@ def main() -> int:
         return 2
     from gatekeeper_client import GatekeeperClient
     from gatekeeper_client.relay import Relay, RelayStore, server
-    from gatekeeper_client.stepfunctions import GateWorker, StepFunctionsHandler, ToolWorker
+    from gatekeeper_client.stepfunctions import GateWorker, ToolWorker
 
     gk = GatekeeperClient(url, token)
     moto = Moto()
     workdir = tempfile.TemporaryDirectory()
     store = RelayStore(os.path.join(workdir.name, "relay.sqlite"))
-    stop = threading.Event()
+    stop, handler = threading.Event(), Reasons(moto.sfn)
     secret = os.environ.get("GATEKEEPER_WEBHOOK_SECRET")
     if secret:
-        relay = Relay(secret, store, {"stepfunctions": StepFunctionsHandler(moto.sfn)})
+        relay = Relay(secret, store, {"stepfunctions": handler})
         httpd = server(relay, port=int(os.environ.get("GATEKEEPER_RELAY_PORT", "0")))
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         print(f"relay on http://127.0.0.1:{httpd.server_port}/", file=sys.stderr)
     else:
         threading.Thread(
-            target=long_poll_decisions, args=(gk, moto, store, stop), daemon=True
+            target=long_poll_decisions, args=(gk, handler, store, stop), daemon=True
         ).start()
     gates = GateWorker(gk, moto.sfn, moto.sqs, moto.gates, store)
     tools = ToolWorker(moto.sfn, moto.sqs, moto.tools, printing_tools())
@@ -166,7 +181,8 @@ def main() -> int:
             time.sleep(0.2)
         output = json.loads(status.get("output") or "{}")
         if "denied" in output:
-            print(f"DENIED iam.grant {output['denied'].get('Cause', '')}")
+            cause = output["denied"].get("Cause") or handler.refused[-1]
+            print(f"DENIED iam.grant {cause}")
         if status["status"] != "SUCCEEDED":
             print(f"execution {status['status']}", file=sys.stderr)
             return 1

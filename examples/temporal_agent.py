@@ -127,11 +127,11 @@ async def run(thread_id: str, store_path: str) -> int:
     if secret:
         relay = Relay(secret, store, {"temporal": TemporalHandler(address)})
         httpd = server(relay, port=int(os.environ.get("GATEKEEPER_RELAY_PORT", "0")))
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        waiter, halt = threading.Thread(target=httpd.serve_forever), httpd.shutdown
     else:
-        threading.Thread(
-            target=long_poll_decisions, args=(store, address, stop), daemon=True
-        ).start()
+        waiter = threading.Thread(target=long_poll_decisions, args=(store, address, stop))
+        halt = stop.set
+    waiter.start()
     try:
         async with worker(client, store_path):
             result = await client.execute_workflow(
@@ -142,7 +142,8 @@ async def run(thread_id: str, store_path: str) -> int:
         print("DONE")
         return 0
     finally:
-        stop.set()
+        halt()
+        waiter.join()  # before the runtime goes: no thread may call into it while it exits
         if env is not None:
             await env.shutdown()
 
