@@ -7,8 +7,10 @@ for that approval, and the relay answers 2xx only once the handler says the engi
 the signal, so Gatekeeper's outbox retries until it did. A decision already signalled is
 answered 200 and never signalled twice, whatever its delivery id.
 
-Which engine and which run an approval belongs to is kept in a `RelayStore` (a SQLite file):
-the engine adapter records it when the gate answers `require_approval`, the relay reads it.
+Which engine and which run an approval belongs to travels with it: the adapter sets the gate
+check's `callback` (`{"engine": "temporal", "workflow_id": ...}`), which Gatekeeper echoes in
+the webhook. The relay's `RelayStore` (a SQLite file) remembers what it signalled, and what
+adapters recorded for long-polling or for a server that echoes no callback.
 
     gatekeeper-relay --port 8787 --store /var/lib/gatekeeper/relay.sqlite \
         --engine stepfunctions --engine temporal      # secret from GATEKEEPER_WEBHOOK_SECRET
@@ -104,10 +106,20 @@ class RelayStore:
             ).fetchall()
         return [(approval_id, json.loads(target)) for approval_id, target in rows]
 
-    def mark_signalled(self, approval_id: str, status: str) -> None:
+    def mark_signalled(
+        self,
+        approval_id: str,
+        status: str,
+        engine: str = "",
+        target: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record that the decision was signalled (the wait's row is made when there was none)."""
         with self._connect() as db:
             db.execute(
-                "UPDATE waits SET signalled_status = ? WHERE approval_id = ?", (status, approval_id)
+                "INSERT INTO waits (approval_id, engine, target, signalled_status)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (approval_id) DO UPDATE"
+                " SET signalled_status = excluded.signalled_status",
+                (approval_id, engine, json.dumps(dict(target or {}), sort_keys=True), status),
             )
 
 
@@ -158,7 +170,7 @@ class Relay:
             return 200, {"result": "not decided yet: nothing to signal"}
         with self._lock:
             try:
-                engine, target, signalled = self.store.target(approval["id"])
+                engine, target, signalled = self._route(approval)
             except UnknownApproval:
                 # Not recorded yet (the adapter records it as the gate answers): retried later.
                 return 404, {"error": f"no engine run waits on approval {approval['id']}"}
@@ -171,8 +183,21 @@ class Relay:
                 handler.signal(target, approval)
             except Exception as error:  # noqa: BLE001 - the engine refused or is away: retry
                 return 503, {"error": f"{engine} did not accept the signal: {error}"}
-            self.store.mark_signalled(approval["id"], approval.get("status", ""))
+            self.store.mark_signalled(approval["id"], approval.get("status", ""), engine, target)
         return 200, {"result": f"signalled {engine}"}
+
+    def _route(self, approval: dict) -> tuple[str, dict, str | None]:
+        """(engine, target, status signalled before): the echoed callback, else the store's."""
+        callback = approval.get("callback")
+        try:
+            engine, target, signalled = self.store.target(approval["id"])
+        except UnknownApproval:
+            if not (isinstance(callback, dict) and isinstance(callback.get("engine"), str)):
+                raise
+            engine, target, signalled = "", {}, None
+        if isinstance(callback, dict) and isinstance(callback.get("engine"), str):
+            engine, target = callback["engine"], callback
+        return engine, target, signalled
 
 
 def server(relay: Relay, host: str = "127.0.0.1", port: int = 0) -> http.server.HTTPServer:

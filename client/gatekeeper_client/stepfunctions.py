@@ -182,6 +182,7 @@ class GateWorker:
             gate["tool"],
             args,
             idempotency_key=f"sfn:{thread_id}:{gate['step_index']}",
+            callback={"engine": ENGINE, "task_token": token},
             **self.gate_options,
         )
         if decision.allowed:

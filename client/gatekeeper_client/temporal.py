@@ -58,6 +58,7 @@ class GateActivity:
             request["tool"],
             request["args"],
             idempotency_key=f"temporal:{info.workflow_id}:{request['step_index']}",
+            callback={"engine": ENGINE, "workflow_id": info.workflow_id},
             **self.gate_options,
         )
         if decision.allowed:

@@ -89,6 +89,19 @@ def test_an_approval_no_run_waits_on_yet_is_404_so_the_outbox_retries(relay, eng
     assert engine.signals() == [{"target": {"run": "r-2"}, "approval": "a-2"}]
 
 
+def test_the_callback_the_webhook_echoes_routes_without_a_recorded_wait(relay, engine):
+    echoed = {**APPROVAL, "id": "a-3", "callback": {"engine": "rec", "run": "r-3"}}
+    assert relay.receive(*delivery("d-1", approval=echoed)) == (200, {"result": "signalled rec"})
+    assert relay.receive(*delivery("d-2", approval=echoed))[0] == 200  # redelivered: once
+    assert engine.signals() == [{"target": {"engine": "rec", "run": "r-3"}, "approval": "a-3"}]
+
+
+def test_a_callback_for_an_engine_the_relay_has_not_is_503(relay, engine):
+    echoed = {**APPROVAL, "id": "a-4", "callback": {"engine": "prefect"}}
+    status, answer = relay.receive(*delivery("d-1", approval=echoed))
+    assert (status, answer) == (503, {"error": "this relay has no handler for engine 'prefect'"})
+
+
 def test_an_update_before_the_decision_signals_nothing(relay, engine):
     pending = {**APPROVAL, "status": "pending", "decision": None}
     assert relay.receive(*delivery(event="approval.updated", approval=pending))[0] == 200

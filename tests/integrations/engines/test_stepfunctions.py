@@ -82,6 +82,7 @@ def test_an_edited_approval_wakes_the_paused_execution_through_the_relay_and_the
     assert tools.calls == [("hr.lookup", {"employee_id": 7})]
     packet = pending_packet("sfn-approve")
     assert (packet.tool, packet.step_index) == ("iam.grant", 1)
+    assert packet.callback["engine"] == "stepfunctions"  # the relay routes by its echo
 
     packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"})
     assert deliver_webhooks() == ["sent"]

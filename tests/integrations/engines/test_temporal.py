@@ -149,6 +149,7 @@ def test_an_edited_approval_wakes_the_workflow_through_the_relay_and_the_tool_ru
     packet = wait_until(lambda: pending_packet("tmp-approve"))
     wait_until(lambda: relay.store.open_waits("temporal"))
     assert (packet.tool, packet.step_index) == ("iam.grant", 1)
+    assert packet.callback == {"engine": "temporal", "workflow_id": "tmp-approve"}
     assert workers.ran() == ['RAN hr.lookup {"employee_id": 7}']
 
     packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"})
