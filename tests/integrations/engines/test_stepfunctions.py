@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from gatekeeper_client.stepfunctions import GateWorker, StepFunctionsHandler, ToolWorker
 
-from approvals.models import OutboxMessage
+from approvals.models import OutboxMessage, PausePacket
+from approvals.serializers import approval_json
 from approvals.services import outbox
 from approvals.services.review import packet_approve, packet_reject
 from tests.integrations.engines.conftest import (
@@ -99,6 +100,11 @@ def test_an_edited_approval_wakes_the_paused_execution_through_the_relay_and_the
     assert deliver_webhooks() == ["sent"]
     run_until(moto, execution, [gates, tool_worker], lambda: True)
     assert len(tools.calls) == 2
+
+    # Signalled, then the relay stopped before recording it: signalling again is harmless.
+    decided = approval_json(PausePacket.objects.get(id=packet.id))
+    StepFunctionsHandler(moto.sfn).signal(decided["callback"], decided)
+    assert moto.status(execution)["status"] == "SUCCEEDED" and len(tools.calls) == 2
 
 
 def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(moto, setup):
