@@ -38,6 +38,7 @@ MAX_BODY = 1024 * 1024  # a webhook is one approval: far smaller
 ENGINES = {
     "stepfunctions": "gatekeeper_client.stepfunctions:relay_handler",
     "temporal": "gatekeeper_client.temporal:relay_handler",
+    "prefect": "gatekeeper_client.prefect:relay_handler",
 }
 
 

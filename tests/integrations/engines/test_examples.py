@@ -12,11 +12,17 @@ import pytest
 from django.db import connection
 
 from approvals.services.review import packet_approve, packet_reject
-from tests.integrations.engines.conftest import gk_for, pending_packet  # noqa: F401
+from approvals.models import PausePacket
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLE_FILES = ["stepfunctions_agent.py", "temporal_agent.py", "prefect_agent.py"]
 CONTRACT = ("RAN ", "DENIED ", "DONE")
 LOOKUP = 'RAN hr.lookup {"employee_id": 7}'
+
+
+def any_pending():
+    connection.close()
+    return PausePacket.objects.filter(status="pending").first()
 
 
 def review(thread_id, decide):
@@ -26,7 +32,9 @@ def review(thread_id, decide):
     def run():
         try:
             deadline = time.monotonic() + 90
-            while (packet := pending_packet(thread_id)) is None:
+            # Each test's database is its own: the one pending packet is this run's (Prefect's
+            # thread is the flow run's id, not known here).
+            while (packet := any_pending()) is None:
                 assert time.monotonic() < deadline, f"no packet of {thread_id}"
                 time.sleep(0.1)
             decide(packet)
@@ -68,7 +76,7 @@ def run_example(engine_setup, live_server):
     return run
 
 
-@pytest.mark.parametrize("example", ["stepfunctions_agent.py", "temporal_agent.py"])
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
 def test_an_edited_approval_runs_the_grant_with_the_edited_args(run_example, example):
     def approve(packet, alice):
         packet_approve(
@@ -79,7 +87,7 @@ def test_an_edited_approval_runs_the_grant_with_the_edited_args(run_example, exa
     assert lines == [LOOKUP, 'RAN iam.grant {"role": "viewer", "user": "jdoe"}', "DONE"]
 
 
-@pytest.mark.parametrize("example", ["stepfunctions_agent.py", "temporal_agent.py"])
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
 def test_a_rejection_prints_denied_with_the_reason(run_example, example):
     def reject(packet, alice):
         packet_reject(packet_id=packet.id, user=alice, comment="too much")
