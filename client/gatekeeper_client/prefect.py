@@ -77,12 +77,24 @@ def gate(
 
 
 class PrefectHandler:
-    """The relay's handler: resume the suspended flow run with the decided approval."""
+    """The relay's handler: resume the suspended flow run with the decided approval.
+
+    `api_url` is the Prefect API's (default: Prefect's settings, PREFECT_API_URL).
+    """
+
+    def __init__(self, api_url: str | None = None):
+        self.api_url = api_url
 
     def signal(self, target: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
+        from contextlib import nullcontext
         from uuid import UUID
 
-        resume_flow_run(UUID(target["flow_run_id"]), run_input={"approval": dict(approval)})
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # Settings live in context variables, which a relay's request thread does not inherit.
+        scope = temporary_settings({PREFECT_API_URL: self.api_url}) if self.api_url else None
+        with scope or nullcontext():
+            resume_flow_run(UUID(target["flow_run_id"]), run_input={"approval": dict(approval)})
 
 
 def relay_handler() -> PrefectHandler:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from approvals.services.review import packet_approve, packet_reject
 from approvals.models import PausePacket
+from approvals.services.review import packet_approve, packet_reject
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 EXAMPLE_FILES = ["stepfunctions_agent.py", "temporal_agent.py", "prefect_agent.py"]
