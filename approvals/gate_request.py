@@ -5,6 +5,7 @@ so a caller fixes its request in one round trip. Unknown keys are refused: a mis
 `side_efect` must not silently become "not_started".
 """
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
 # An owner names a group (or user:<name>) that sees its approvals: no longer than a
 # Django group name can be.
 MAX_OWNER = 150
+MAX_CALLBACK_BYTES = 4096  # a task token (2 KB at most on AWS) and a few names
 # RFC 3339 date-time: a zone is mandatory (Z or an offset).
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -52,6 +54,7 @@ class GateRequest:
     context: tuple[ContextInput, ...]
     risk_score: float | None
     risk_labels: tuple[str, ...]
+    callback: dict | None = None
 
     @property
     def context_json(self) -> list[dict]:
@@ -213,6 +216,20 @@ def _risk(errors: _Errors, value: Any) -> tuple[float | None, tuple[str, ...]]:
     return (float(score) if score is not None else None), tuple(labels)
 
 
+def _callback(errors: _Errors, value: Any) -> dict | None:
+    """The caller's routing data: a small JSON object, stored and echoed, never interpreted."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.add("callback", "must be a JSON object")
+        return None
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_CALLBACK_BYTES:
+        errors.add("callback", f"must be at most {MAX_CALLBACK_BYTES} bytes of JSON, not {size}")
+        return None
+    return value
+
+
 def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
     """Validate a decoded JSON body; raise ValidationFailed listing every problem."""
     if not isinstance(body, dict):
@@ -222,7 +239,10 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         raise ValidationFailed.of(problems)
     errors = _Errors()
     top = _object(
-        errors, body, "body", {"idempotency_key", "execution", "step", "action", "context", "risk"}
+        errors,
+        body,
+        "body",
+        {"idempotency_key", "execution", "step", "action", "context", "risk", "callback"},
     )
     key = _text(errors, top.get("idempotency_key"), "idempotency_key", required=require_key)
     execution = _object(
@@ -268,6 +288,7 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
         context=parse_context(errors, top.get("context")),
         risk_score=score,
         risk_labels=labels,
+        callback=_callback(errors, top.get("callback")),
     )
     if errors.items:
         raise ValidationFailed.of(errors.items)

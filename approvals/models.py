@@ -206,6 +206,9 @@ class PausePacket(models.Model):
     args = models.JSONField(default=dict)
     side_effect = models.CharField(max_length=20, choices=SideEffect.choices)
     context = models.JSONField(default=list)
+    # The caller's own routing data (DESIGN 6: `callback`), echoed in every answer and webhook,
+    # never interpreted.
+    callback = models.JSONField(null=True, blank=True)
     # Who may resume, as it was when the packet was made.
     owner = models.CharField(max_length=200)
     workflow = models.CharField(max_length=200)

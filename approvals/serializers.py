@@ -31,5 +31,6 @@ def approval_json(packet: PausePacket, *, votes: int | None = None) -> dict:
         "execution": {"thread_id": packet.execution.thread_id, "owner": packet.execution.owner},
         "step": {"index": packet.step_index, "name": packet.step_name},
         "superseded_by": str(packet.superseded_by_id) if packet.superseded_by_id else None,
+        "callback": packet.callback,
         "url": f"{settings.GATEKEEPER_BASE_URL}{packet.get_absolute_url()}",
     }

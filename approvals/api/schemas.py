@@ -68,6 +68,12 @@ class GateIn(Strict):
     action: ActionIn
     context: list[ContextIn] | None = Field(default_factory=list)
     risk: RiskIn | None = None
+    callback: dict[str, Any] | None = Field(
+        default=None,
+        description="Your own routing data (at most 4096 bytes of JSON), stored with the"
+        " approval and echoed in every answer and webhook; Gatekeeper never interprets it."
+        " A relay uses it to find the workflow run that waits on the approval.",
+    )
 
 
 class RefreshActionIn(Strict):
@@ -142,6 +148,7 @@ class ApprovalOut(BaseModel):
     execution: ApprovalExecution
     step: ApprovalStep
     superseded_by: UUID | None
+    callback: dict[str, Any] | None = Field(description="the gate check's `callback`, as sent")
     url: str
 
 

@@ -221,6 +221,7 @@ def _supersede(packet, context, args, side_effect, service_account, now) -> Paus
         packet_settings=PacketSettings.of_packet(packet),
         actor=service_account.actor,
         now=now,
+        callback=packet.callback,
     )
     packet.superseded_by = fresh
     packet.save(update_fields=["superseded_by"])

@@ -327,4 +327,5 @@ def _packet_for(execution, check, request: GateRequest, verdict: Verdict, servic
         reason=verdict.reason,
         packet_settings=settings_,
         actor=service_account.actor,
+        callback=request.callback,
     )

@@ -42,6 +42,7 @@ def packet_open(
     packet_settings: PacketSettings,
     actor: str,
     now: datetime | None = None,
+    callback: dict | None = None,
 ) -> PausePacket:
     """Open a pending packet, grant access to its reviewers, record it (caller's transaction)."""
     now = now or timezone.now()
@@ -54,6 +55,7 @@ def packet_open(
         args=args,
         side_effect=side_effect,
         context=context,
+        callback=callback,
         owner=execution.owner,
         workflow=execution.workflow,
         requested_by=gate_check.service_account,

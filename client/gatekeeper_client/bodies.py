@@ -83,6 +83,7 @@ def gate_body(
     parent_thread_id: str | None,
     on_behalf_of: str | None,
     idempotency_key: str | None,
+    callback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """POST /gate's body; without `idempotency_key`, the one `idempotency_key_for` derives."""
     execution: dict[str, Any] = {"thread_id": thread_id, "workflow": workflow}
@@ -104,6 +105,8 @@ def gate_body(
     }
     if risk is not None:
         body["risk"] = _risk(risk)
+    if callback is not None:
+        body["callback"] = dict(callback)
     body["idempotency_key"] = idempotency_key or idempotency_key_for(body)
     return body
 

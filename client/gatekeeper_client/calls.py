@@ -55,6 +55,7 @@ def check(
     parent_thread_id: str | None = None,
     on_behalf_of: str | None = None,
     idempotency_key: str | None = None,
+    callback: Mapping[str, Any] | None = None,
 ) -> Flow[GateDecision]:
     """May step `step_index` of execution `thread_id` run `tool` with `args`? (POST /gate)
 
@@ -62,6 +63,8 @@ def check(
     `indeterminate`); `context` is what the agent knew (see `context_items`); `risk` a score
     from 0 to 1 or `{"score", "labels"}`. Without `idempotency_key` one is derived from the
     request (see `idempotency_key_for`), so a resent request replays the first answer.
+    `callback` is your own small JSON object (4096 bytes at most), echoed with the approval in
+    every answer and webhook: a relay finds the run that waits on the approval by it.
     """
     body = gate_body(
         thread_id,
@@ -77,6 +80,7 @@ def check(
         parent_thread_id=parent_thread_id,
         on_behalf_of=on_behalf_of,
         idempotency_key=idempotency_key,
+        callback=callback,
     )
     return GateDecision.from_json((yield from request(client, "POST", "/gate", body)))
 

@@ -71,6 +71,7 @@ class Approval:
     step: StepRef
     superseded_by: str | None
     url: str
+    callback: dict | None = None  # the gate check's `callback`, as sent
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -98,6 +99,7 @@ class Approval:
             step=StepRef(**data["step"]),
             superseded_by=data["superseded_by"],
             url=data["url"],
+            callback=data.get("callback"),
             raw=data,
         )
 

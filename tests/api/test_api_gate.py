@@ -39,8 +39,10 @@ def test_an_unmatched_step_requires_approval_with_the_approval_in_the_answer(api
         "execution",
         "step",
         "superseded_by",
+        "callback",
         "url",
     }
+    assert approval["callback"] is None
 
 
 def test_an_allow_policy_answers_allow(api, policy):

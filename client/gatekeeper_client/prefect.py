@@ -1,0 +1,102 @@
+"""Prefect 3: gate a step of a flow; a step that needs approval suspends the flow run
+(extra `prefect`).
+
+`gate(gk, ...)`, called in a flow, asks Gatekeeper. When reviewers must decide, the flow run is
+suspended with `suspend_flow_run(wait_for_input=Decision)`: its process exits, no thread
+waits. `gatekeeper-relay --engine prefect` resumes it with `resume_flow_run(..., run_input=
+{"approval": ...})`; Prefect runs the flow again from the top (tasks with persisted results
+are not run again), and `gate` then returns the decision. The flow must run from a deployment
+(`flow.serve()`, a worker) and persist its tasks' results, as Prefect requires to suspend.
+The thread is the flow run's id; the idempotency key the run and the step index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from prefect.flow_runs import resume_flow_run, suspend_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+
+from .verdicts import Verdict, allowed_verdict, blocked_verdict, verdict_of
+
+ENGINE = "prefect"
+
+
+class Decision(RunInput):
+    """The run input a suspended gate waits for: the decided approval, as the API shows it."""
+
+    approval: dict
+
+
+def gate(
+    gk: Any,
+    workflow: str,
+    step_index: int,
+    tool: str,
+    args: Mapping[str, Any],
+    *,
+    step_name: str | None = None,
+    store: Any = None,
+    timeout: int | None = 24 * 3600,
+    **options: Any,
+) -> Verdict:
+    """Ask; suspend the flow run until reviewers decide. `run` says whether the tool runs.
+
+    `store` (a relay's `RelayStore`) records the wait for long-polling; `options` are more
+    `check()` keywords (context, risk, owner...).
+    """
+    run_id = str(flow_run.get_id())
+    decision = gk.check(
+        run_id,
+        workflow,
+        step_index,
+        step_name,
+        tool,
+        dict(args),
+        idempotency_key=f"prefect:{run_id}:{step_index}",
+        callback={"engine": ENGINE, "flow_run_id": run_id},
+        **options,
+    )
+    if decision.allowed:
+        return allowed_verdict(args, decision.reason)
+    if decision.blocked:
+        return blocked_verdict(decision.reason, args)
+    approval = decision.approval
+    if store is not None:
+        store.expect(approval.id, ENGINE, {"flow_run_id": run_id})
+    if not approval.is_open:
+        return verdict_of(approval.raw)
+    answer = suspend_flow_run(
+        wait_for_input=Decision, key=f"gatekeeper-{approval.id}", timeout=timeout
+    )
+    if answer.approval.get("id") != approval.id:  # only the approval this step asked for
+        raise ValueError(f"resumed with approval {answer.approval.get('id')!r}, not {approval.id}")
+    return verdict_of(answer.approval)
+
+
+class PrefectHandler:
+    """The relay's handler: resume the suspended flow run with the decided approval.
+
+    `api_url` is the Prefect API's (default: Prefect's settings, PREFECT_API_URL).
+    """
+
+    def __init__(self, api_url: str | None = None):
+        self.api_url = api_url
+
+    def signal(self, target: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
+        from contextlib import nullcontext
+        from uuid import UUID
+
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # Settings live in context variables, which a relay's request thread does not inherit.
+        scope = temporary_settings({PREFECT_API_URL: self.api_url}) if self.api_url else None
+        with scope or nullcontext():
+            resume_flow_run(UUID(target["flow_run_id"]), run_input={"approval": dict(approval)})
+
+
+def relay_handler() -> PrefectHandler:
+    """For `gatekeeper-relay --engine prefect`: PREFECT_API_URL from the environment."""
+    return PrefectHandler()

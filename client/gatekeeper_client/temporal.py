@@ -1,0 +1,175 @@
+"""Temporal (temporalio): a gate activity and a workflow that sleeps until reviewers decide
+(extra `temporal`).
+
+In the workflow, `Gates` asks through the `gatekeeper.gate` activity; when the answer is
+`require_approval` the workflow waits (durably, in Temporal's history: no worker thread holds
+it) for the `gatekeeper.decision` update, which `gatekeeper-relay --engine temporal` sends
+with the decided approval. Its validator accepts only an approval this workflow asked for.
+The step's thread is the workflow id; its idempotency key the workflow id and step index, so a
+replayed or retried activity never asks twice.
+
+    @workflow.defn
+    class Onboarding:
+        def __init__(self):
+            self.gates = Gates()  # registers the update handler
+
+        @workflow.run
+        async def run(self) -> None:
+            verdict = await self.gates.gate("hr-onboarding", 1, "iam.grant", {"user": "jdoe"})
+            if verdict.run:
+                await workflow.execute_activity(grant, verdict.args, ...)  # the approved args
+
+    Worker(client, task_queue=..., workflows=[Onboarding],
+           activities=[GateActivity(gk, RelayStore(path)).gate, grant])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+
+from .verdicts import Verdict, allowed_verdict, blocked_verdict, verdict_of
+
+ENGINE = "temporal"
+GATE_ACTIVITY = "gatekeeper.gate"
+DECISION_UPDATE = "gatekeeper.decision"
+
+
+class GateActivity:
+    """The gate check, as an activity: give its `gate` to the worker (the client is async)."""
+
+    def __init__(self, gk: Any, store: Any, **gate: Any):
+        self.gk = gk  # an AsyncGatekeeperClient
+        self.store = store  # the relay's RelayStore: which workflow waits on which approval
+        self.gate_options = gate  # more check() keywords: context, risk, owner...
+
+    @activity.defn(name=GATE_ACTIVITY)
+    async def gate(self, request: dict) -> dict:
+        """`{"verdict": ...}` when decided now; `{"approval_id": ...}` when reviewers decide."""
+        info = activity.info()
+        decision = await self.gk.check(
+            info.workflow_id,
+            request["workflow"],
+            request["step_index"],
+            request.get("step_name"),
+            request["tool"],
+            request["args"],
+            idempotency_key=f"temporal:{info.workflow_id}:{request['step_index']}",
+            callback={"engine": ENGINE, "workflow_id": info.workflow_id},
+            **self.gate_options,
+        )
+        if decision.allowed:
+            return {"verdict": allowed_verdict(request["args"], decision.reason).as_json()}
+        if decision.blocked:
+            return {"verdict": blocked_verdict(decision.reason, request["args"]).as_json()}
+        approval = decision.approval
+        self.store.expect(approval.id, ENGINE, {"workflow_id": info.workflow_id})
+        if not approval.is_open:  # asked again after the decision: it is the answer
+            return {"verdict": verdict_of(approval.raw).as_json(), "approval_id": approval.id}
+        return {"approval_id": approval.id}
+
+
+def _verdict(data: Mapping[str, Any]) -> Verdict:
+    decision = data["decision"]
+    return Verdict(
+        approval_id=data["approval_id"],
+        status=data["status"],
+        run=decision == "allow",
+        skip=decision == "skip",
+        args=dict(data["args"]),
+        reason=data["reason"],
+    )
+
+
+class Gates:
+    """Gatekeeper's gates inside one workflow: create it in the workflow's `__init__`."""
+
+    def __init__(self, *, timeout: timedelta = timedelta(minutes=2)):
+        self.timeout = timeout
+        self._asked: set[str] = set()
+        self._decided: dict[str, dict] = {}
+        workflow.set_update_handler(DECISION_UPDATE, self._decide, validator=self._validate)
+
+    def _validate(self, approval: dict) -> None:
+        if approval.get("id") not in self._asked:
+            raise ValueError(f"this workflow waits on no approval {approval.get('id')!r}")
+        if approval.get("status") in ("pending", "re_review", "reconciling"):
+            raise ValueError("the approval is not decided yet")
+
+    def _decide(self, approval: dict) -> str:
+        self._decided.setdefault(approval["id"], approval)  # a decision never changes
+        return self._decided[approval["id"]]["status"]
+
+    async def gate(
+        self,
+        workflow_name: str,
+        step_index: int,
+        tool: str,
+        args: Mapping[str, Any],
+        *,
+        step_name: str | None = None,
+    ) -> Verdict:
+        """Ask; wait for the reviewers when the gate says so. `run` says whether the tool runs."""
+        request = {
+            "workflow": workflow_name,
+            "step_index": step_index,
+            "step_name": step_name or tool,
+            "tool": tool,
+            "args": dict(args),
+        }
+        answer = await workflow.execute_activity(
+            GATE_ACTIVITY, request, start_to_close_timeout=self.timeout
+        )
+        if "verdict" in answer:
+            return _verdict(answer["verdict"])
+        approval_id = answer["approval_id"]
+        self._asked.add(approval_id)
+        await workflow.wait_condition(lambda: approval_id in self._decided)
+        return verdict_of(self._decided[approval_id])
+
+
+class TemporalHandler:
+    """The relay's handler: the decision as the waiting workflow's `gatekeeper.decision` update.
+
+    The update's id is the approval's, so Temporal itself refuses to apply one decision twice.
+    """
+
+    # Under Gatekeeper's 10 s delivery timeout: the relay answers 503 itself when no worker
+    # applies the update in time, and the outbox retries.
+    def __init__(self, address: str, namespace: str = "default", *, timeout: float = 6):
+        self.address, self.namespace, self.timeout = address, namespace, timeout
+
+    def signal(self, target: Mapping[str, Any], approval: Mapping[str, Any]) -> None:
+        import asyncio
+
+        update = self._update(target["workflow_id"], dict(approval))
+        try:
+            asyncio.run(asyncio.wait_for(update, self.timeout))
+        except TimeoutError:
+            raise TimeoutError(f"no worker applied the update within {self.timeout:g} s") from None
+
+    async def _update(self, workflow_id: str, approval: dict) -> None:
+        from temporalio.client import Client
+
+        client = await Client.connect(self.address, namespace=self.namespace)
+        handle = client.get_workflow_handle(workflow_id)
+        await handle.execute_update(
+            DECISION_UPDATE,
+            approval,
+            id=f"gatekeeper-{approval['id']}",
+            rpc_timeout=timedelta(seconds=self.timeout),
+        )
+
+
+def relay_handler() -> TemporalHandler:
+    """For `gatekeeper-relay --engine temporal`: TEMPORAL_ADDRESS (default 127.0.0.1:7233) and
+    TEMPORAL_NAMESPACE from the environment."""
+    import os
+
+    return TemporalHandler(
+        os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+        os.environ.get("TEMPORAL_NAMESPACE", "default"),
+    )

@@ -1,0 +1,159 @@
+"""Prefect 3 (its local test server): a flow run suspended at its gate, resumed by the relay;
+its runner process can die meanwhile."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gatekeeper_client.prefect import PrefectHandler
+from prefect import get_client
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+
+from approvals.models import OutboxMessage, PausePacket
+from approvals.services import outbox
+from approvals.services.review import packet_approve, packet_reject
+from tests.integrations.engines.conftest import deliver_webhooks
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+LOOKUP = 'RAN hr.lookup {"employee_id": 7}'
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    with prefect_test_harness(server_startup_timeout=180):
+        yield PREFECT_API_URL.value()
+
+
+class Runners:
+    """Runner processes of the example (`--serve`), each one's output in a file."""
+
+    def __init__(self, api_url, live_server, token, tmp_path):
+        self.env = {
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "GATEKEEPER_URL": live_server.url,
+            "GATEKEEPER_TOKEN": token,
+        }
+        self.tmp_path, self.processes, self.outputs = tmp_path, [], []
+
+    def start(self):
+        output = self.tmp_path / f"runner-{len(self.outputs)}.out"
+        self.outputs.append(output)
+        process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "prefect_agent.py"), "--serve"],
+            env=self.env,
+            stdout=output.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def ran(self) -> list[str]:
+        lines = (line for out in self.outputs for line in out.read_text().splitlines())
+        return [line for line in lines if line.startswith("RAN ")]
+
+    def close(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture
+def setup(prefect_api, engine_setup, live_server, tmp_path):
+    alice, start_relay = engine_setup
+    relay = start_relay({"prefect": PrefectHandler(prefect_api)})
+    runners = Runners(prefect_api, live_server, relay.token, tmp_path)
+    yield alice, relay, runners
+    runners.close()
+
+
+def wait_until(condition, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+    return value
+
+
+def start_flow_run():
+    from prefect.deployments import run_deployment
+
+    def started():
+        try:
+            return run_deployment("onboarding/onboarding", timeout=0)
+        except Exception:  # the runner registers the deployment as it starts
+            return None
+
+    return wait_until(started).id
+
+
+def state_of(flow_run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(flow_run_id).state
+
+
+def suspended_packet(flow_run_id) -> PausePacket:
+    wait_until(lambda: state_of(flow_run_id).name == "Suspended")
+    from django.db import close_old_connections
+
+    close_old_connections()
+    return PausePacket.objects.get(execution__thread_id=str(flow_run_id), status="pending")
+
+
+def test_an_edited_approval_resumes_the_suspended_run_through_the_relay_and_the_tool_runs_once(
+    setup,
+):
+    alice, relay, runners = setup
+    runners.start()
+    flow_run_id = start_flow_run()
+    packet = suspended_packet(flow_run_id)  # suspended: no process runs the flow now
+    assert (packet.tool, packet.callback) == (
+        "iam.grant",
+        {"engine": "prefect", "flow_run_id": str(flow_run_id)},
+    )
+    packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"})
+    assert deliver_webhooks() == ["sent"]
+    assert (
+        wait_until(lambda: state_of(flow_run_id).is_final())
+        and state_of(flow_run_id).is_completed()
+    )
+    assert runners.ran() == [LOOKUP, 'RAN iam.grant {"role": "viewer", "user": "jdoe"}']
+
+    assert outbox.redeliver([OutboxMessage.objects.get(topic="approval.decided").id]) == 1
+    assert deliver_webhooks() == ["sent"]
+    assert len(runners.ran()) == 2
+
+
+def test_a_rejection_ends_the_step_with_the_reason(setup):
+    alice, relay, runners = setup
+    runners.start()
+    flow_run_id = start_flow_run()
+    packet = suspended_packet(flow_run_id)
+    packet_reject(packet_id=packet.id, user=alice, comment="too much")
+    assert deliver_webhooks() == ["sent"]
+    wait_until(lambda: state_of(flow_run_id).is_final())
+    output = "\n".join(out.read_text() for out in runners.outputs)
+    assert "DENIED iam.grant rejected by alice: too much" in output
+    assert runners.ran() == [LOOKUP]
+
+
+def test_killing_the_runner_while_the_run_is_suspended_loses_nothing(setup):
+    alice, relay, runners = setup
+    first = runners.start()
+    flow_run_id = start_flow_run()
+    packet = suspended_packet(flow_run_id)
+    first.kill()
+    first.wait(10)
+
+    packet_approve(packet_id=packet.id, user=alice)
+    assert deliver_webhooks() == ["sent"]  # Prefect takes the input with no runner up
+    runners.start()
+    wait_until(lambda: state_of(flow_run_id).is_final())
+    assert state_of(flow_run_id).is_completed()
+    assert runners.ran() == [LOOKUP, 'RAN iam.grant {"role": "admin", "user": "jdoe"}']

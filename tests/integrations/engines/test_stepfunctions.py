@@ -1,0 +1,182 @@
+"""Step Functions (moto, states executed for real) paused on a task token, woken by the relay."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from gatekeeper_client.stepfunctions import GateWorker, StepFunctionsHandler, ToolWorker
+
+from approvals.models import OutboxMessage, PausePacket
+from approvals.serializers import approval_json
+from approvals.services import outbox
+from approvals.services.review import packet_approve, packet_reject
+from tests.integrations.engines.conftest import (
+    deliver_webhooks,
+    gk_for,
+    pending_packet,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+_spec = importlib.util.spec_from_file_location(
+    "stepfunctions_agent", ROOT / "examples" / "stepfunctions_agent.py"
+)
+agent = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(agent)
+
+
+class Tools:
+    """Records each tool run: a tool must run once, with the approved args."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mapping(self):
+        return {
+            name: (lambda name=name, **args: self.calls.append((name, args)) or {"ok": True})
+            for name in ("hr.lookup", "iam.grant")
+        }
+
+
+@pytest.fixture
+def moto():
+    running = agent.Moto()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def setup(moto, engine_setup, live_server):
+    alice, start_relay = engine_setup
+    relay = start_relay({"stepfunctions": StepFunctionsHandler(moto.sfn)})
+    gk = gk_for(live_server, relay.token)
+    tools = Tools()
+    gates = GateWorker(gk, moto.sfn, moto.sqs, moto.gates, relay.store)
+    tool_worker = ToolWorker(moto.sfn, moto.sqs, moto.tools, tools.mapping())
+    return alice, relay, gates, tool_worker, tools
+
+
+def run_until(moto, execution, workers, done, timeout=30):
+    """Poll the workers (as their processes would) until `done()` or the execution ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker in workers:
+            worker.poll(wait=0)
+        if done() or moto.status(execution)["status"] != "RUNNING":
+            return moto.status(execution)
+        time.sleep(0.1)
+    raise AssertionError(f"{execution} still {moto.status(execution)['status']}")
+
+
+def test_an_edited_approval_wakes_the_paused_execution_through_the_relay_and_the_tool_runs_once(
+    moto, setup
+):
+    alice, relay, gates, tool_worker, tools = setup
+    execution = moto.start("sfn-approve")
+    state = run_until(moto, execution, [gates, tool_worker], lambda: pending_packet("sfn-approve"))
+    assert state["status"] == "RUNNING"  # paused inside Step Functions: no worker holds it
+    assert tools.calls == [("hr.lookup", {"employee_id": 7})]
+    packet = pending_packet("sfn-approve")
+    assert (packet.tool, packet.step_index) == ("iam.grant", 1)
+    assert packet.callback["engine"] == "stepfunctions"  # the relay routes by its echo
+
+    packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"})
+    assert deliver_webhooks() == ["sent"]
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+
+    assert state["status"] == "SUCCEEDED"
+    assert tools.calls[1:] == [("iam.grant", {"user": "jdoe", "role": "viewer"})]
+    gate = json.loads(state["output"])["gate"]
+    assert (gate["decision"], gate["approval_id"]) == ("allow", str(packet.id))
+
+    # Re-delivered (a new delivery id) and replayed (the same one): nothing changes.
+    webhook = OutboxMessage.objects.get(topic="approval.decided")
+    assert outbox.redeliver([webhook.id]) == 1
+    assert deliver_webhooks() == ["sent"]
+    run_until(moto, execution, [gates, tool_worker], lambda: True)
+    assert len(tools.calls) == 2
+
+    # Signalled, then the relay stopped before recording it: signalling again is harmless.
+    decided = approval_json(PausePacket.objects.get(id=packet.id))
+    StepFunctionsHandler(moto.sfn).signal(decided["callback"], decided)
+    assert moto.status(execution)["status"] == "SUCCEEDED" and len(tools.calls) == 2
+
+
+def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(moto, setup):
+    alice, relay, gates, tool_worker, tools = setup
+    sent = []  # moto 5.2 drops a failure's cause (its responses.send_task_failure): read the call
+    moto.sfn.meta.events.register(
+        "provide-client-params.sfn.SendTaskFailure", lambda params, **_: sent.append(params)
+    )
+    execution = moto.start("sfn-reject")
+    run_until(moto, execution, [gates, tool_worker], lambda: pending_packet("sfn-reject"))
+    packet_reject(
+        packet_id=pending_packet("sfn-reject").id, user=alice, comment="admin is too much"
+    )
+    assert deliver_webhooks() == ["sent"]
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+
+    assert state["status"] == "SUCCEEDED"
+    denied = json.loads(state["output"])["denied"]
+    assert denied["Error"] == "Gatekeeper.Blocked"
+    assert [call["cause"] for call in sent] == ["rejected by alice: admin is too much"]
+    assert [name for name, _ in tools.calls] == ["hr.lookup"]
+
+
+WORKER = """
+import sys
+from gatekeeper_client import GatekeeperClient
+from gatekeeper_client.relay import RelayStore
+from gatekeeper_client.stepfunctions import GateWorker
+import boto3
+url, gk_url, token, queue, store = sys.argv[1:]
+sfn = boto3.client("stepfunctions", endpoint_url=url)
+sqs = boto3.client("sqs", endpoint_url=url)
+worker = GateWorker(GatekeeperClient(gk_url, token), sfn, sqs, queue, RelayStore(store))
+while True:
+    worker.poll(wait=1)
+"""
+
+
+def test_killing_the_gate_worker_while_the_step_waits_loses_nothing(moto, setup, live_server):
+    alice, relay, _gates, tool_worker, tools = setup
+    execution = moto.start("sfn-kill")
+    tool_worker_runs = lambda: tool_worker.poll(wait=0)  # noqa: E731
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WORKER,
+            moto.url,
+            live_server.url,
+            relay.token,
+            moto.gates,
+            relay.store.path,
+        ],
+        env={**os.environ},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (packet := pending_packet("sfn-kill")) is None and time.monotonic() < deadline:
+            tool_worker_runs()
+            time.sleep(0.1)
+        assert packet is not None and packet.tool == "iam.grant"
+        while not relay.store.open_waits("stepfunctions") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker records the wait as the gate answers: then it dies
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+
+    packet_approve(packet_id=packet.id, user=alice)
+    assert deliver_webhooks() == ["sent"]
+    state = run_until(moto, execution, [tool_worker], lambda: False)
+    assert state["status"] == "SUCCEEDED"
+    assert tools.calls == [
+        ("hr.lookup", {"employee_id": 7}),
+        ("iam.grant", {"user": "jdoe", "role": "admin"}),
+    ]
