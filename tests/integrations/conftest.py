@@ -1,13 +1,18 @@
 """Adapters against their real frameworks, offline, and a live Gatekeeper with reviewers."""
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
+from approvals.models import PausePacket
+from approvals.services.expiry import packets_expire_overdue
 from tests.client.conftest import gk, gk_account, in_background  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +47,25 @@ def run_example(name: str, live_server, token: str, *arguments: str) -> list[str
 
 def ran(tool: str, args: dict) -> str:
     return f"RAN {tool} {json.dumps(args, sort_keys=True)}"
+
+
+def load_example(name: str):
+    """examples/<name>_agent.py as a module (the tests build on the example's agent)."""
+    path = EXAMPLES / f"{name}_agent.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_agent", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def expire(packet) -> None:
+    """Let the packet's deadline pass and run the expiry sweep (as Celery beat would)."""
+    past = timezone.now() - timedelta(seconds=1)
+    PausePacket.objects.filter(id=packet.id).update(
+        created_at=past - timedelta(hours=2), fresh_until=past, expires_at=past
+    )
+    packets_expire_overdue()
+
+
+def packets_of(thread_id: str) -> list:
+    return list(PausePacket.objects.filter(execution__thread_id=thread_id).order_by("created_at"))
