@@ -46,6 +46,8 @@ class ScriptedModel(BaseChatModel):
     """Calls the script's tools one per turn, then answers: its next move is read from the
     conversation, so a run resumed in another process picks up where it stopped."""
 
+    script: list = SCRIPT
+
     @property
     def _llm_type(self) -> str:
         return "scripted"
@@ -55,8 +57,8 @@ class ScriptedModel(BaseChatModel):
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
         turn = sum(isinstance(message, ToolMessage) for message in messages)
-        if turn < len(SCRIPT):
-            name, args = SCRIPT[turn]
+        if turn < len(self.script):
+            name, args = self.script[turn]
             call = {"name": name, "args": args, "id": f"call_{turn}_{name}", "type": "tool_call"}
             reply = AIMessage(content="", tool_calls=[call])
         else:
