@@ -168,11 +168,14 @@ def _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options)
     except StillWaiting as error:
         return Waiting(error.approval)
     if isinstance(result, Skipped):
-        url = result.approval.url
-        return AlreadyApplied(
-            f"not run again: a reviewer found its write already applied ({url})", result.approval
-        )
+        return reconciled_as_applied(result.approval)
     return Ran(result)
+
+
+def reconciled_as_applied(approval: Approval) -> AlreadyApplied:
+    """The verdict on a step a reviewer reconciled as applied (decision `skip`)."""
+    message = f"not run again: a reviewer found its write already applied ({approval.url})"
+    return AlreadyApplied(message, approval)
 
 
 def _recorded_side_effect(client: ClientBase, step: Step) -> Flow[str]:
