@@ -113,6 +113,11 @@ def wait(
         raise ValueError(f"poll must be 1 to {MAX_WAIT} seconds")
     waiting_in = tuple(while_in)
     deadline = None if timeout is None else time.monotonic() + timeout
+    # The server holds a long-poll while the approval keeps the status *it* finds; the caller's
+    # may be stale (a replayed gate check), and an approval already past it would hang the poll.
+    current = yield from approval(client, approval_id)
+    if current.status not in waiting_in:
+        return current
     early = 0
     while True:
         seconds = poll

@@ -31,6 +31,10 @@ from typing import Any
 
 try:
     from agents import FunctionTool, RunState
+    from agents.tool import (
+        maybe_invoke_function_tool_failure_error_function,
+        set_function_tool_failure_error_function,
+    )
 except ImportError as error:  # pragma: no cover - exercised without the extra installed
     raise ImportError(
         "gatekeeper_client.openai_agents needs the OpenAI Agents SDK: "
@@ -64,7 +68,9 @@ class GatekeeperApprovals:
     `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
     `tool`. `context(tool_name, args)` returns the context reviewers see (give each item its
     `observed_at`: the check is sent again when the approved call runs, and must be the same
-    request). A block reaches the model as the tool's output with the reason. Other keyword
+    request). `wait_timeout` bounds a wait inside a tool call: for a reconcile, when the tool
+    raised `OutcomeUnknown` (the run cannot pause there). A block reaches the model as the
+    tool's output with the reason. Other keyword
     `options` go to `run_step` (`refresh_context`, `risk`, `owner`, `outcome_detail`, ...).
     """
 
@@ -75,9 +81,11 @@ class GatekeeperApprovals:
         workflow: str,
         tool_names: ToolNames = None,
         context: Callable[[str, dict], Any] | None = None,
+        wait_timeout: float | None = None,
         **options: Any,
     ):
         self.client = client
+        self.wait_timeout = wait_timeout
         self.workflow = workflow
         self.tool_names = tool_names
         self.context = context
@@ -91,7 +99,11 @@ class GatekeeperApprovals:
 
     def gate(self, tool: FunctionTool) -> FunctionTool:
         """A copy of `tool` that asks Gatekeeper first and runs with the approved args."""
-        invoke = tool.on_invoke_tool
+        # The tool's own invoker, raising: the gate must see a failure to record it (and an
+        # OutcomeUnknown to reconcile it); the tool's failure policy is applied after that.
+        raising = dataclasses.replace(tool)
+        set_function_tool_failure_error_function(raising, None)
+        invoke = raising.on_invoke_tool
 
         async def needs_approval(run_context: Any, args: dict, call_id: str) -> bool:
             step = self._step(run_context, tool.name, call_id)
@@ -104,19 +116,15 @@ class GatekeeperApprovals:
             async def run(**approved: Any) -> Any:
                 return await invoke(tool_context, json.dumps(approved))
 
-            verdict = await adecide(
-                self.client,
-                gate_call(
-                    self.client,
-                    run,
-                    json.loads(input_json or "{}"),
-                    step,
-                    workflow=self.workflow,
-                    wait_timeout=0,
-                    context=self._context(step, json.loads(input_json or "{}")),
-                    **self.options,
-                ),
-            )
+            try:
+                verdict = await self._decide(tool_context, run, step, input_json)
+            except Exception as error:  # noqa: BLE001 - recorded as failed; the SDK's policy now
+                message = await maybe_invoke_function_tool_failure_error_function(
+                    function_tool=tool, context=tool_context, error=error
+                )
+                if message is None:
+                    raise
+                return message
             if isinstance(verdict, Ran):
                 return verdict.result
             if isinstance(verdict, Refused):
@@ -173,6 +181,20 @@ class GatekeeperApprovals:
                 self.refusals.append((step.tool, reason))
                 state.reject(item, rejection_message=reason)
         return still_open
+
+    async def _decide(self, tool_context: Any, run: Any, step: Step, input_json: str):
+        args = json.loads(input_json or "{}")
+        flow = gate_call(
+            self.client,
+            run,
+            args,
+            step,
+            workflow=self.workflow,
+            wait_timeout=self.wait_timeout,
+            context=self._context(step, args),
+            **self.options,
+        )
+        return await adecide(self.client, flow)
 
     def _step(self, run_context: Any, name: str, call_id: str) -> Step:
         context = run_context.context
