@@ -28,3 +28,25 @@ def test_the_langgraph_snippet_waits_for_the_reviewer_and_grants(
     exec(snippet("LangGraph and LangChain"), scope)  # noqa: S102 - the doc's own code
     grant = scope["result"]["messages"][-2]
     assert (grant.name, grant.content) == ("iam_grant", "granted admin to jdoe")
+
+
+def test_the_openai_agents_snippet_waits_for_the_reviewer_and_grants(
+    live_server, gk_account, onboarding_policies, alice, in_background, monkeypatch
+):
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-79").id, user=alice))
+    model = ScriptedModel(
+        [
+            ModelStep(
+                output=[function_call("iam_grant", {"user": "jdoe", "role": "admin"}, call_id="c1")]
+            ),
+            ModelStep(output=[assistant_message("jdoe is an admin")]),
+        ]
+    )
+    scope = {"model": model}
+    exec(snippet("OpenAI Agents SDK"), scope)  # noqa: S102 - the doc's own code
+    assert scope["final_output"] == "jdoe is an admin"
+    assert "granted admin to jdoe" in str(model.last_call.input)
