@@ -48,7 +48,7 @@ class Tools:
 
 
 def agent_for(gk, tools: Tools, checkpointer=None, **options):
-    options.setdefault("wait_timeout", 20)  # a test that would hang fails instead
+    options.setdefault("wait_timeout", 90)  # a test that would hang fails instead
     gate = GatekeeperMiddleware(gk, workflow="hr-onboarding", tool_names=example.TOOLS, **options)
     return create_agent(
         example.ScriptedModel(), tools.tools, middleware=[gate], checkpointer=checkpointer
@@ -105,9 +105,11 @@ def test_a_write_of_unknown_outcome_is_reconciled_and_never_run_again(
     def review():
         grant = next_packet("lg-unknown")
         packet_approve(packet_id=grant.id, user=alice)
-        check = next_packet("lg-unknown", exclude=[grant.id])  # the tool timed out: was it done?
+        check = next_packet(
+            "lg-unknown", exclude=[grant.id], timeout=80
+        )  # the tool timed out: was it done?
         packet_approve(packet_id=check.id, user=alice)
-        next_packet("lg-unknown", "reconciling")
+        next_packet("lg-unknown", "reconciling", timeout=80)
         packet_reconcile(packet_id=check.id, user=alice, happened=True, comment="role is there")
 
     in_background(review)

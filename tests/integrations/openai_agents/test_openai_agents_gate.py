@@ -43,7 +43,7 @@ def run_agent(live_server, token, thread_id, tools, *, review=None, **options):
     async def run():
         async with AsyncGatekeeperClient(live_server.url, token, backoff=0.01) as gk:
             approvals = example.GatekeeperApprovals(
-                gk, workflow="hr-onboarding", tool_names=example.TOOLS, wait_timeout=20, **options
+                gk, workflow="hr-onboarding", tool_names=example.TOOLS, wait_timeout=90, **options
             )
             agent = Agent(
                 name="hr", model=example.scripted_model(), tools=approvals.gate_tools(tools.tools)
@@ -53,7 +53,7 @@ def run_agent(live_server, token, thread_id, tools, *, review=None, **options):
                 state = result.to_state()
                 if review is not None:
                     await asyncio.to_thread(review)
-                assert await approvals.resolve(state, wait_timeout=20) == []
+                assert await approvals.resolve(state, wait_timeout=90) == []
                 result = await Runner.run(agent, state)
             return result, approvals
 
@@ -108,7 +108,7 @@ def test_a_stale_approval_is_refreshed_through_the_hook_then_approved(
         import threading
 
         def approve_fresh():
-            fresh = next_packet("oa-stale", exclude=[stale.id])
+            fresh = next_packet("oa-stale", exclude=[stale.id], timeout=80)
             packet_approve(packet_id=fresh.id, user=alice)
 
         threading.Thread(target=approve_fresh, daemon=True).start()
@@ -130,12 +130,13 @@ def test_a_write_of_unknown_outcome_is_reconciled_and_never_run_again(
         packet_approve(packet_id=grant.id, user=alice)
 
     def reconcile():
-        check = next_packet("oa-unknown", exclude=[packets_of("oa-unknown")[0].id])
+        grant = next_packet("oa-unknown", "approved", timeout=80)
+        check = next_packet("oa-unknown", exclude=[grant.id], timeout=80)
         packet_approve(packet_id=check.id, user=alice)
-        next_packet("oa-unknown", "reconciling")
+        next_packet("oa-unknown", "reconciling", timeout=80)
         packet_reconcile(packet_id=check.id, user=alice, happened=True)
 
-    in_background(reconcile, delay=0.5)
+    in_background(reconcile)
     tools = Tools(grant_error=OutcomeUnknown("IAM timed out"))
     result, _ = run_agent(live_server, gk_account[1], "oa-unknown", tools, review=review)
     assert [call[0] for call in tools.calls] == ["hr.lookup", "iam.grant"]
