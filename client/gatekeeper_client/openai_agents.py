@@ -1,0 +1,228 @@
+"""Gatekeeper for the OpenAI Agents SDK: tool approvals decided by Gatekeeper's reviewers.
+
+    from gatekeeper_client import AsyncGatekeeperClient
+    from gatekeeper_client.openai_agents import GatekeeperApprovals
+
+    approvals = GatekeeperApprovals(gk, workflow="hr-onboarding", tool_names=names)
+    agent = Agent(name="hr", tools=approvals.gate_tools([hr_lookup, iam_grant]))
+    context = {"thread_id": "onboard-81"}
+    result = await Runner.run(agent, "onboard jdoe", context=context)
+    while result.interruptions:
+        state = result.to_state()
+        await approvals.resolve(state, wait_timeout=None)
+        result = await Runner.run(agent, state)
+
+A gated tool's `needs_approval` asks the gate: a call that needs reviewers interrupts the run
+(the SDK's own `result.interruptions`); `resolve` answers them from Gatekeeper's decisions
+(`state.approve`, or `state.reject` with the reviewer's comment as the message). A run can stop
+while it waits: keep `state.to_string()` and resume it in any process with
+`RunState.from_string(agent, text)`, then `resolve` it again. The approved call runs with the
+reviewers' args, edits included, and its outcome is recorded. The run's context must be a dict
+with the execution's `thread_id`; the adapter keeps the run's gated call ids in it
+(`gatekeeper_calls`), so step indexes survive the round trip through `to_string()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+try:
+    from agents import FunctionTool, RunState
+    from agents.tool import (
+        maybe_invoke_function_tool_failure_error_function,
+        set_function_tool_failure_error_function,
+    )
+except ImportError as error:  # pragma: no cover - exercised without the extra installed
+    raise ImportError(
+        "gatekeeper_client.openai_agents needs the OpenAI Agents SDK: "
+        "pip install 'gatekeeper-client[openai-agents]'"
+    ) from error
+
+from . import calls, steps
+from .adapters import (
+    AlreadyApplied,
+    Ran,
+    Refused,
+    Step,
+    ToolNames,
+    adecide,
+    gate_call,
+    gate_tool_name,
+    reconciled_as_applied,
+    step_for,
+)
+from .errors import StillWaiting
+
+__all__ = ["GatekeeperApprovals"]
+
+CALLS_KEY = "gatekeeper_calls"  # the run context's list of gated call ids, in order
+CHECK_OPTIONS = ("risk", "owner", "parent_thread_id", "on_behalf_of")  # run_step's, in the check
+
+
+class GatekeeperApprovals:
+    """Gate function tools of an agent with Gatekeeper, through the SDK's approvals.
+
+    `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
+    `tool`. `context(tool_name, args)` returns the context reviewers see (give each item its
+    `observed_at`: the check is sent again when the approved call runs, and must be the same
+    request). `wait_timeout` bounds a wait inside a tool call: for a reconcile, when the tool
+    raised `OutcomeUnknown` (the run cannot pause there). A block reaches the model as the
+    tool's output with the reason. Other keyword
+    `options` go to `run_step` (`refresh_context`, `risk`, `owner`, `outcome_detail`, ...).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        workflow: str,
+        tool_names: ToolNames = None,
+        context: Callable[[str, dict], Any] | None = None,
+        wait_timeout: float | None = None,
+        **options: Any,
+    ):
+        self.client = client
+        self.wait_timeout = wait_timeout
+        self.workflow = workflow
+        self.tool_names = tool_names
+        self.context = context
+        self.options = options
+        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
+        self.refusals: list[tuple[str, str]] = []
+
+    def gate_tools(self, tools: list) -> list:
+        """The tools, each `FunctionTool` gated (others unchanged)."""
+        return [self.gate(tool) if isinstance(tool, FunctionTool) else tool for tool in tools]
+
+    def gate(self, tool: FunctionTool) -> FunctionTool:
+        """A copy of `tool` that asks Gatekeeper first and runs with the approved args."""
+        # The tool's own invoker, raising: the gate must see a failure to record it (and an
+        # OutcomeUnknown to reconcile it); the tool's failure policy is applied after that.
+        raising = dataclasses.replace(tool)
+        set_function_tool_failure_error_function(raising, None)
+        invoke = raising.on_invoke_tool
+
+        async def needs_approval(run_context: Any, args: dict, call_id: str) -> bool:
+            step = self._step(run_context, tool.name, call_id)
+            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            return decision.needs_approval
+
+        async def on_invoke_tool(tool_context: Any, input_json: str) -> Any:
+            step = self._step(tool_context, tool.name, tool_context.tool_call_id)
+
+            async def run(**approved: Any) -> Any:
+                return await invoke(tool_context, json.dumps(approved))
+
+            try:
+                verdict = await self._decide(tool_context, run, step, input_json)
+            except Exception as error:  # noqa: BLE001 - recorded as failed; the SDK's policy now
+                message = await maybe_invoke_function_tool_failure_error_function(
+                    function_tool=tool, context=tool_context, error=error
+                )
+                if message is None:
+                    raise
+                return message
+            if isinstance(verdict, Ran):
+                return verdict.result
+            if isinstance(verdict, Refused):
+                self.refusals.append((step.tool, verdict.reason))
+                return verdict.reason
+            if isinstance(verdict, AlreadyApplied):
+                return verdict.message
+            raise StillWaiting(
+                f"approval {verdict.approval.id} is not decided: resolve the run's interruptions",
+                approval=verdict.approval,
+            )
+
+        return dataclasses.replace(
+            tool, needs_approval=needs_approval, on_invoke_tool=on_invoke_tool
+        )
+
+    async def resolve(self, state: RunState, *, wait_timeout: float | None = 0) -> list:
+        """Answer the state's interruptions from Gatekeeper's decisions; those still open.
+
+        Approved calls are approved (they run with the reviewers' args when the run resumes);
+        rejected, expired or terminated ones are rejected with the reason as the message the
+        model sees; a reconciled one (its write had happened) is rejected saying so. Calls
+        still open are left as they are: `wait_timeout` is how long to wait for them (0: not
+        at all; None: as long as it takes). When none is left open, run the state again;
+        otherwise keep `state.to_string()` and resolve it again later.
+        """
+        still_open = []
+        for item in state.get_interruptions():
+            name = item.tool_name or item.raw_item.name
+            step = self._step(state._context, name, item.raw_item.call_id)  # noqa: SLF001
+            args = json.loads(item.raw_item.arguments or "{}")
+            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            if decision.approval is None:  # not gated for approval: nothing to answer
+                continue
+            try:
+                approval = await self.client._drive(  # noqa: SLF001
+                    steps._decided(  # noqa: SLF001 - the one way approvals are followed
+                        self.client,
+                        decision.approval,
+                        self.options.get("refresh_context"),
+                        wait_timeout,
+                        self.options.get("on_update"),
+                    )
+                )
+            except StillWaiting:
+                still_open.append(item)
+                continue
+            if approval.decision == "allow":
+                state.approve(item)
+            elif approval.decision == "skip":
+                state.reject(item, rejection_message=reconciled_as_applied(approval).message)
+            else:
+                reason = steps.why_blocked(approval)
+                self.refusals.append((step.tool, reason))
+                state.reject(item, rejection_message=reason)
+        return still_open
+
+    async def _decide(self, tool_context: Any, run: Any, step: Step, input_json: str):
+        args = json.loads(input_json or "{}")
+        flow = gate_call(
+            self.client,
+            run,
+            args,
+            step,
+            workflow=self.workflow,
+            wait_timeout=self.wait_timeout,
+            context=self._context(step, args),
+            **self.options,
+        )
+        return await adecide(self.client, flow)
+
+    def _step(self, run_context: Any, name: str, call_id: str) -> Step:
+        context = run_context.context
+        if not isinstance(context, dict) or not context.get("thread_id"):
+            raise TypeError(
+                'the run context must be a dict with the execution\'s "thread_id": '
+                'Runner.run(agent, input, context={"thread_id": ...})'
+            )
+        seen = context.setdefault(CALLS_KEY, [])
+        if call_id not in seen:
+            seen.append(call_id)
+        tool = gate_tool_name(self.tool_names, name)
+        return step_for(context["thread_id"], call_id, seen, name, tool)
+
+    def _context(self, step: Step, args: dict) -> Any:
+        return self.context(step.tool, args) if self.context else None
+
+    def _check(self, step: Step, args: dict):
+        # The very request run_step sends for the step, so each replays the other's answer.
+        return calls.check(
+            self.client,
+            step.thread_id,
+            self.workflow,
+            step.index,
+            step.name,
+            step.tool,
+            args,
+            context=self._context(step, args),
+            idempotency_key=step.idempotency_key,
+            **{k: v for k, v in self.options.items() if k in CHECK_OPTIONS},
+        )

@@ -1,0 +1,52 @@
+"""docs/integrations.md: each framework's snippet runs as printed, against a live server."""
+
+import re
+
+from approvals.services.review import packet_approve
+from tests.client.conftest import next_packet
+from tests.integrations.conftest import ROOT, load_example
+
+DOC = ROOT / "docs" / "integrations.md"
+
+
+def snippet(section: str) -> str:
+    text = DOC.read_text()
+    body = text[text.index(f"## {section}") :]
+    return re.search(r"```python\n(.*?)```", body, re.DOTALL).group(1)
+
+
+def test_the_langgraph_snippet_waits_for_the_reviewer_and_grants(
+    live_server, gk_account, onboarding_policies, alice, in_background, monkeypatch
+):
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-78").id, user=alice))
+    model = load_example("langgraph").ScriptedModel(
+        script=[("iam_grant", {"user": "jdoe", "role": "admin"})]
+    )
+    scope = {"model": model}
+    exec(snippet("LangGraph and LangChain"), scope)  # noqa: S102 - the doc's own code
+    grant = scope["result"]["messages"][-2]
+    assert (grant.name, grant.content) == ("iam_grant", "granted admin to jdoe")
+
+
+def test_the_openai_agents_snippet_waits_for_the_reviewer_and_grants(
+    live_server, gk_account, onboarding_policies, alice, in_background, monkeypatch
+):
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-79").id, user=alice))
+    model = ScriptedModel(
+        [
+            ModelStep(
+                output=[function_call("iam_grant", {"user": "jdoe", "role": "admin"}, call_id="c1")]
+            ),
+            ModelStep(output=[assistant_message("jdoe is an admin")]),
+        ]
+    )
+    scope = {"model": model}
+    exec(snippet("OpenAI Agents SDK"), scope)  # noqa: S102 - the doc's own code
+    assert scope["final_output"] == "jdoe is an admin"
+    assert "granted admin to jdoe" in str(model.last_call.input)
