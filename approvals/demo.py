@@ -105,6 +105,8 @@ POLICIES = [
     },
     {"name": "read-only-tools", "priority": 50, "match": {"tool": "*.read"}, "effect": "allow"},
     {"name": "search-tools", "priority": 51, "match": {"tool": "search.*"}, "effect": "allow"},
+    # The integration examples (examples/<module>_agent.py) look an employee up before the grant.
+    {"name": "hr-lookups", "priority": 52, "match": {"tool": "hr.lookup"}, "effect": "allow"},
 ]
 
 
