@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from django.contrib.auth.models import Group
 from gatekeeper_client import GatekeeperClient
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -21,6 +22,7 @@ from tests.client.conftest import agent_python, in_background  # noqa: F401 - sh
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream.py"
 WORKFLOW = "hr-onboarding"
+OWNER = "it-approvers"
 
 POLICIES = [
     # The tools' own annotations decide: readOnlyHint reaches the gate as a risk label.
@@ -36,6 +38,7 @@ POLICIES = [
 @pytest.fixture
 def account(live_server, db):
     policies_import(documents=POLICIES, actor="test")
+    Group.objects.get_or_create(name=OWNER)  # the owner the config names must exist (DESIGN 5)
     return service_account_create(name="mcp-gateway")
 
 
@@ -60,7 +63,7 @@ def write_config(tmp_path, live_server, account):
 url = "{live_server.url}"
 token = "{account[1]}"
 workflow = "{WORKFLOW}"
-owner = "it-approvers"
+owner = "{OWNER}"
 thread_id = "{thread_id}"
 progress_interval = {interval}
 
