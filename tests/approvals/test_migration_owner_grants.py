@@ -1,4 +1,4 @@
-"""Migration 0006 takes back the resume grants that only ownership gave, and nothing else."""
+"""Migration 0007 takes back the resume grants that only ownership gave, and nothing else."""
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -15,13 +15,21 @@ from approvals.models import (
 )
 from approvals.permissions import can_resume, can_view
 
-BEFORE = ("approvals", "0005_packet_status_deadline")
-AFTER = ("approvals", "0006_owner_grants_view_only")
+BEFORE = ("approvals", "0006_packet_callback")
+AFTER = ("approvals", "0007_owner_grants_view_only")
 
 
 def _migrate(target) -> None:
     executor = MigrationExecutor(connection)
     executor.migrate([target])
+
+
+@pytest.fixture(autouse=True)
+def _leave_the_schema_migrated():
+    """Whatever a test went back to, the tests after it find every migration applied."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def _old_owner_grant(packet: PausePacket) -> None:

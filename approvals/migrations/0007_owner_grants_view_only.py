@@ -67,7 +67,7 @@ DELETE FROM approvals_pausepacketuserobjectpermission grant_
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("approvals", "0005_packet_status_deadline"),
+        ("approvals", "0006_packet_callback"),
         ("admin", "0003_logentry_add_action_flag_choices"),
         ("auth", "0012_alter_user_first_name_max_length"),
     ]

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("approvals", "0006_owner_grants_view_only"),
+        ("approvals", "0005_packet_status_deadline"),
     ]
 
     operations = [
