@@ -16,35 +16,17 @@ from langgraph.types import Command
 from approvals.models import GateCheck
 from approvals.services.review import packet_approve, packet_reconcile
 from tests.client.conftest import next_packet, stale_then_approve
-from tests.integrations.conftest import expire, load_example, packets_of
+from tests.integrations.conftest import RecordingTools, expire, load_example, packets_of
 
 example = load_example("langgraph")
 START_MESSAGE = {"messages": [("user", "onboard jdoe")]}
 
 
-class Tools:
+class Tools(RecordingTools):
     """hr_lookup and iam_grant as LangChain tools that record the args they ran with."""
 
     def __init__(self, grant_error=None):
-        self.calls = []
-        self.grant_error = grant_error
-
-        @tool
-        def hr_lookup(employee_id: int) -> str:
-            """Look an employee up."""
-            self.calls.append(("hr.lookup", {"employee_id": employee_id}))
-            return "Jane Doe, engineer"
-
-        @tool
-        def iam_grant(user: str, role: str) -> str:
-            """Grant a role."""
-            self.calls.append(("iam.grant", {"user": user, "role": role}))
-            if self.grant_error is not None:
-                error, self.grant_error = self.grant_error, None
-                raise error
-            return "granted"
-
-        self.tools = [hr_lookup, iam_grant]
+        super().__init__(tool, lookup_answer="Jane Doe, engineer", grant_error=grant_error)
 
 
 def agent_for(gk, tools: Tools, checkpointer=None, **options):

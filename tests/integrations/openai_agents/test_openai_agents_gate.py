@@ -7,34 +7,16 @@ from gatekeeper_client import AsyncGatekeeperClient, OutcomeUnknown
 
 from approvals.services.review import packet_approve, packet_reconcile
 from tests.client.conftest import next_packet, stale_then_approve
-from tests.integrations.conftest import expire, load_example, packets_of
+from tests.integrations.conftest import RecordingTools, expire, load_example, packets_of
 
 example = load_example("openai_agents")
 
 
-class Tools:
+class Tools(RecordingTools):
     """hr_lookup and iam_grant as function tools that record the args they ran with."""
 
     def __init__(self, grant_error=None):
-        self.calls = []
-        self.grant_error = grant_error
-
-        @function_tool
-        def hr_lookup(employee_id: int) -> str:
-            """Look an employee up."""
-            self.calls.append(("hr.lookup", {"employee_id": employee_id}))
-            return "Jane Doe"
-
-        @function_tool
-        def iam_grant(user: str, role: str) -> str:
-            """Grant a role."""
-            self.calls.append(("iam.grant", {"user": user, "role": role}))
-            if self.grant_error is not None:
-                error, self.grant_error = self.grant_error, None
-                raise error
-            return "granted"
-
-        self.tools = [hr_lookup, iam_grant]
+        super().__init__(function_tool, lookup_answer="Jane Doe", grant_error=grant_error)
 
 
 def run_agent(live_server, token, thread_id, tools, *, review=None, **options):
