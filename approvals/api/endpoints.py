@@ -10,6 +10,7 @@ from pydantic import Field, WithJsonSchema
 from approvals.api import schemas
 from approvals.api.auth import ServiceAccountBearer
 from approvals.api.body import json_body
+from approvals.api.dry_run import dry_run
 from approvals.api.errors import register_error_handlers
 from approvals.errors import NotFound, ValidationFailed
 from approvals.gate_request import (
@@ -172,6 +173,19 @@ def gate(request):
     _refuse_unknown_query(request)
     body = json_body(request)
     return gate_check(service_account=request.auth, request=parse_gate_request(body), body=body)
+
+
+@api.post(
+    "/gate/dry-run",
+    response={200: schemas.DryRunOut, **_errors(400, 413, 415)},
+    openapi_extra=api.body(schemas.DryRunIn),
+)
+def gate_dry_run(request):
+    """What the gate would answer for each check (allow, block or require_approval, and the
+    policy), without writing anything: no check, execution, approval or record event. Each
+    check is a gate request; its idempotency key, thread and step may be left out."""
+    _refuse_unknown_query(request)
+    return dry_run(json_body(request))
 
 
 class WaitQuery(Schema):

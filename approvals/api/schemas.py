@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from approvals.api.dry_run import MAX_CHECKS
 from approvals.gate_request import MAX_OWNER
 from approvals.identity import identity_pattern
 
@@ -214,3 +215,31 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+class DryRunExecutionIn(ExecutionIn):
+    thread_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+
+
+class DryRunCheckIn(GateIn):
+    """The body of POST /gate; what names no policy fact (the key, the thread, the step) may
+    be left out."""
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    execution: DryRunExecutionIn
+    step: StepIn | None = None
+
+
+class DryRunIn(Strict):
+    checks: list[DryRunCheckIn] = Field(min_length=1, max_length=MAX_CHECKS)
+
+
+class DryRunResultOut(BaseModel):
+    tool: str
+    decision: Literal["allow", "block", "require_approval"]
+    reason: str
+    policy: PolicyRef | None
+
+
+class DryRunOut(BaseModel):
+    results: list[DryRunResultOut] = Field(description="one per check, in the order sent")
