@@ -13,7 +13,8 @@ Standard library only, never Django (Python 3.10 or newer); `AsyncGatekeeperClie
 
     set_privileges(user="jdoe", role="admin")  # runs once the gate allows it, with approved args
 
-The lower-level calls map one to one onto the API: `check` (POST /gate), `approval` and `wait`
+The lower-level calls map one to one onto the API: `check` (POST /gate), `dry_run` (POST
+/gate/dry-run: what the gate would answer, recording nothing), `approval` and `wait`
 (GET /approvals/{id}, long-polled), `refresh`, `record_outcome`, `change_owner`, `execution`.
 `run_step` (and its decorator form `gated`) puts them together: gate, wait for reviewers, follow
 the branch they chose, run the tool only when allowed, and report what happened to its write.
@@ -54,6 +55,7 @@ from .errors import (
 from .models import (
     Action,
     Approval,
+    DryRunResult,
     ExecutionRef,
     GateDecision,
     PolicyRef,
@@ -70,6 +72,7 @@ __all__ = [
     "AsyncGatekeeperClient",
     "Blocked",
     "Conflict",
+    "DryRunResult",
     "ExecutionRef",
     "Expired",
     "GateDecision",

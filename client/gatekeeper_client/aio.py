@@ -66,6 +66,7 @@ class AsyncGatekeeperClient(ClientBase):
         await self.aclose()
 
     check = _awaited(calls.check)
+    dry_run = _awaited(calls.dry_run)
     approval = _awaited(calls.approval)
     wait = _awaited(calls.wait)
     refresh = _awaited(calls.refresh)

@@ -111,6 +111,33 @@ def gate_body(
     return body
 
 
+def dry_run_body(
+    workflow: str, actions: Iterable[str | Mapping[str, Any]], owner: str | None
+) -> dict[str, Any]:
+    """POST /gate/dry-run's body: one check per action of `workflow`, no thread or step."""
+    execution: dict[str, Any] = {"workflow": workflow}
+    if owner is not None:
+        execution["owner"] = owner
+    checks = []
+    for action in actions:
+        item = {"tool": action} if isinstance(action, str) else dict(action)
+        check: dict[str, Any] = {
+            "execution": execution,
+            "action": {
+                "tool": item.pop("tool"),
+                "args": dict(item.pop("args", None) or {}),
+                "side_effect": item.pop("side_effect", "not_started"),
+            },
+        }
+        risk = item.pop("risk", None)
+        if risk is not None:
+            check["risk"] = _risk(risk)
+        if item:
+            raise TypeError(f"an action has tool, args, side_effect and risk, not {sorted(item)}")
+        checks.append(check)
+    return {"checks": checks}
+
+
 def refresh_body(
     context: Context, args: Mapping[str, Any] | None, side_effect: str | None
 ) -> dict[str, Any]:

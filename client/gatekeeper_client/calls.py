@@ -11,10 +11,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .bodies import Context, gate_body, refresh_body
+from .bodies import Context, dry_run_body, gate_body, refresh_body
 from .effects import Flow, Send, Sleep
 from .errors import AlreadyDecided
-from .models import Approval, GateDecision
+from .models import Approval, DryRunResult, GateDecision
 from .retries import backoff_delay, retried
 from .transport import encode, quote, url_for
 
@@ -83,6 +83,25 @@ def check(
         callback=callback,
     )
     return GateDecision.from_json((yield from request(client, "POST", "/gate", body)))
+
+
+def dry_run(
+    client: ClientBase,
+    workflow: str,
+    actions: Iterable[str | Mapping[str, Any]],
+    *,
+    owner: str | None = None,
+) -> Flow[list[DryRunResult]]:
+    """What the gate would answer for each action of `workflow`, in order: allow, block or
+    require_approval, and the policy that decides. (POST /gate/dry-run)
+
+    Nothing is asked of reviewers or recorded: plan with it (tell a model which tools need a
+    human), never run a step on it. An action is a tool name or a mapping with `tool` and
+    optionally `args`, `side_effect` and `risk` (as for `check`); at most 100 per call.
+    """
+    body = dry_run_body(workflow, actions, owner)
+    data = yield from request(client, "POST", "/gate/dry-run", body)
+    return [DryRunResult.from_json(item) for item in data["results"]]
 
 
 def approval(

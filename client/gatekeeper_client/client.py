@@ -48,6 +48,7 @@ class GatekeeperClient(ClientBase):
 
     # The API, one method per endpoint, then gated steps (ClientBase.gated decorates).
     check = _blocking(calls.check)
+    dry_run = _blocking(calls.dry_run)
     approval = _blocking(calls.approval)
     wait = _blocking(calls.wait)
     refresh = _blocking(calls.refresh)

@@ -140,6 +140,31 @@ class GateDecision:
 
 
 @dataclass(frozen=True)
+class DryRunResult:
+    """What the gate would answer for one action (`dry_run`): nothing was asked or recorded."""
+
+    tool: str
+    decision: str
+    reason: str
+    policy: PolicyRef | None
+    raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.decision == "require_approval"
+
+    @classmethod
+    def from_json(cls, data: dict) -> DryRunResult:
+        return cls(
+            tool=data["tool"],
+            decision=data["decision"],
+            reason=data["reason"],
+            policy=PolicyRef(**data["policy"]) if data["policy"] else None,
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
 class Skipped:
     """`run_step`'s answer when a reviewer found the write had already happened.
 
