@@ -27,7 +27,7 @@ from mcp.shared.exceptions import MCPError
 
 from ..aio import AsyncGatekeeperClient
 from ..errors import GatekeeperError
-from ..models import Approval
+from ..models import Approval, DryRunResult
 from ..steps import why_blocked
 from .config import Config, ToolHints
 from .upstream import UpstreamBroken, UpstreamLink
@@ -35,6 +35,8 @@ from .upstream import UpstreamBroken, UpstreamLink
 log = logging.getLogger("gatekeeper_client.mcp")
 
 WAITING = ("pending", "reconciling")
+DRY_RUN_BATCH = 100  # the server's bound on checks per dry run
+DRY_RUN_SECONDS = 5  # a listing waits no longer than this for Gatekeeper's notes
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,6 @@ class Gateway:
         self.tools: dict[str, Route] = {}
         self.prompts: dict[str, Route] = {}
         self.resources: dict[str, UpstreamLink] = {}
-        self.last_answer: dict[str, str] = {}  # tool -> the gate's last answer for it
 
     # ---- catalogue -------------------------------------------------------------------------
 
@@ -122,27 +123,47 @@ class Gateway:
                 prompts[link.upstream.exposed(prompt.name)] = Route(link, prompt.name)
         self.tools, self.prompts = tools, prompts
 
-    def served_tool(self, name: str, route: Route) -> types.Tool:
-        tool = route.tool.model_copy(update={"name": name})
-        note = self.gate_note(name)
-        tool.description = f"{tool.description}\n\n{note}" if tool.description else note
-        return tool
+    def risk_for(self, name: str, route: Route) -> dict[str, Any]:
+        """The gate check's `risk` for a call of this tool: labels from its hints, score."""
+        labels, score = labels_for(route.tool, self.config.tools.get(name, ToolHints()))
+        risk: dict[str, Any] = {"labels": labels}
+        if score is not None:
+            risk["score"] = score
+        return risk
 
-    def gate_note(self, name: str) -> str:
-        last = self.last_answer.get(name)
-        if last == "require_approval":
-            return (
-                "Gatekeeper: a human must approve calls to this tool (its last call waited "
-                "for approval); the call returns once they decide."
-            )
-        if last == "block":
-            return "Gatekeeper: its last call was blocked by policy."
-        if last == "allow":
-            return "Gatekeeper: its last call was allowed without a human."
-        return (
-            "Gatekeeper checks every call to this tool against policy; a call may wait "
-            "for a human's approval."
-        )
+    async def foreseen(self) -> dict[str, DryRunResult]:
+        """What the gate would answer for a call of each tool (no args), by served name.
+
+        A dry run of the policies, one request per listing; when it fails or is slow the
+        listing goes on without it (empty), as tools/list must not depend on Gatekeeper.
+        """
+        names = list(self.tools)
+        answers: dict[str, DryRunResult] = {}
+        with anyio.move_on_after(DRY_RUN_SECONDS):
+            try:
+                for start in range(0, len(names), DRY_RUN_BATCH):
+                    batch = names[start : start + DRY_RUN_BATCH]
+                    actions = [
+                        {"tool": name, "risk": self.risk_for(name, self.tools[name])}
+                        for name in batch
+                    ]
+                    results = await self.gk.dry_run(
+                        self.config.workflow, actions, owner=self.config.owner
+                    )
+                    answers.update(zip(batch, results, strict=True))
+            except GatekeeperError as error:
+                log.warning("tools/list without Gatekeeper's notes: its dry run failed: %s", error)
+                return {}
+            return answers
+        log.warning("tools/list without Gatekeeper's notes: no dry run in %s s", DRY_RUN_SECONDS)
+        return {}
+
+    def served_tool(self, name: str, route: Route, foreseen: DryRunResult | None) -> types.Tool:
+        tool = route.tool.model_copy(update={"name": name})
+        note = gate_note(foreseen)
+        if note:
+            tool.description = f"{tool.description}\n\n{note}" if tool.description else note
+        return tool
 
     # ---- MCP handlers ----------------------------------------------------------------------
 
@@ -164,8 +185,12 @@ class Gateway:
         )
 
     async def list_tools(self, ctx, params) -> types.ListToolsResult:
+        foreseen = await self.foreseen()
         return types.ListToolsResult(
-            tools=[self.served_tool(name, route) for name, route in self.tools.items()]
+            tools=[
+                self.served_tool(name, route, foreseen.get(name))
+                for name, route in self.tools.items()
+            ]
         )
 
     async def list_prompts(self, ctx, params) -> types.ListPromptsResult:
@@ -216,10 +241,6 @@ class Gateway:
             return text_result(f"There is no tool named {name!r}.", error=True)
         thread_id = self.threads.thread_for(ctx)
         index = self.threads.next_index(thread_id)
-        labels, score = labels_for(route.tool, self.config.tools.get(name, ToolHints()))
-        risk: dict[str, Any] = {"labels": labels}
-        if score is not None:
-            risk["score"] = score
         try:
             decision = await self.gk.check(
                 thread_id,
@@ -228,7 +249,7 @@ class Gateway:
                 name,
                 name,
                 args,
-                risk=risk,
+                risk=self.risk_for(name, route),
                 owner=self.config.owner,
             )
         except GatekeeperError as error:
@@ -237,7 +258,6 @@ class Gateway:
                 "Nothing ran; try again later or tell the user.",
                 error=True,
             )
-        self.last_answer[name] = decision.decision
         if decision.allowed:
             return await self.forward(route, name, args, thread_id, index)
         if decision.blocked or decision.approval is None:
@@ -326,6 +346,16 @@ class Gateway:
             log.warning(
                 "outcome %s of %s step %s not recorded: %s", side_effect, thread_id, index, error
             )
+
+
+def gate_note(foreseen: DryRunResult | None) -> str:
+    """The sentence a tool's description ends with, from the dry run; none when unknown."""
+    if foreseen is None or foreseen.decision == "allow":
+        return ""
+    which = f"policy {foreseen.policy.name}" if foreseen.policy else "no policy allows it"
+    if foreseen.decision == "block":
+        return f"Gatekeeper refuses calls to this tool ({which})."
+    return f"Needs a human's approval ({which}) before it runs; the call waits for their decision."
 
 
 def refused(name: str, why: str) -> types.CallToolResult:

@@ -51,7 +51,7 @@ def gk(live_server, account):
 def write_config(tmp_path, live_server, account):
     """A gateway config in front of the test upstream (stdio, or an HTTP URL)."""
 
-    def write(*, thread_id="session", upstream_url=None, interval=1, extra=""):
+    def write(*, thread_id="session", upstream_url=None, interval=1, extra="", token=None):
         if upstream_url:
             where = f'url = "{upstream_url}"'
         else:
@@ -61,7 +61,7 @@ def write_config(tmp_path, live_server, account):
             f"""
 [gatekeeper]
 url = "{live_server.url}"
-token = "{account[1]}"
+token = "{token or account[1]}"
 workflow = "{WORKFLOW}"
 owner = "{OWNER}"
 thread_id = "{thread_id}"

@@ -42,10 +42,45 @@ def test_tools_resources_and_prompts_are_served_as_the_upstream_offers_them(conn
     assert grant.annotations.destructive_hint is True
     assert tools["hr.lookup"].annotations.read_only_hint is True
     assert grant.description.startswith("Give `user` the IAM role")
-    assert "Gatekeeper checks every call" in grant.description
     assert [str(resource.uri) for resource in resources] == ["hr://handbook"]
     assert handbook.contents[0].text == "Be kind."
     assert "Write a warm welcome for Jane." in prompt.messages[0].content.text
+
+
+def test_tools_list_says_which_tools_need_a_human_from_a_dry_run_that_writes_nothing(
+    connect, write_config
+):
+    config = write_config(thread_id="mcp-listing")
+
+    async def scenario():
+        async with connect(config) as session:
+            return {tool.name: tool.description for tool in (await session.list_tools()).tools}
+
+    descriptions = run(scenario)
+    upstream = {name: text.split("\n\n")[0] for name, text in descriptions.items()}
+    assert descriptions["iam.grant"] == (
+        f"{upstream['iam.grant']}\n\nNeeds a human's approval (policy iam-grants) before it "
+        "runs; the call waits for their decision."
+    )
+    assert descriptions["db.drop"].endswith("refuses calls to this tool (policy no-drops).")
+    # Allowed tools (a read-only one by its annotation, report.* by name) read as upstream wrote.
+    assert descriptions["hr.lookup"] == upstream["hr.lookup"]
+    assert descriptions["report.fail"] == upstream["report.fail"]
+    # Listing asked the gate nothing: no execution, no check, no approval.
+    assert not Execution.objects.exists() and not PausePacket.objects.exists()
+
+
+def test_when_the_dry_run_fails_tools_list_still_answers_without_notes(connect, write_config):
+    config = write_config(thread_id="mcp-no-notes", token="gk_not-a-token")
+
+    async def scenario():
+        async with connect(config) as session:
+            return {tool.name: tool.description for tool in (await session.list_tools()).tools}
+
+    descriptions = run(scenario)
+    assert "iam.grant" in descriptions and "db.drop" in descriptions
+    assert not any("Gatekeeper" in text or "approval" in text for text in descriptions.values())
+    assert any("dry run failed" in line for line in connect.log())
 
 
 def test_an_allowed_call_is_forwarded_and_its_outcome_recorded_as_landed(connect, write_config, gk):
@@ -73,8 +108,7 @@ def test_a_blocked_call_reaches_the_model_as_an_error_and_never_the_upstream(
             return result, {tool.name: tool for tool in (await session.list_tools()).tools}
 
     result, tools = run(scenario)
-    # tools/list now tells the model what the gate did with the tool's last call.
-    assert tools["db.drop"].description.endswith("its last call was blocked by policy.")
+    assert tools["db.drop"].description.endswith("refuses calls to this tool (policy no-drops).")
     assert result.is_error
     assert text_of(result).startswith("db.drop was not called: Gatekeeper refused it")
     assert "no-drops" in text_of(result)
