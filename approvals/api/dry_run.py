@@ -5,7 +5,8 @@ which tools need a human). Each check is the body of POST /gate, decided by the 
 `policy_verdict` over the same rules, so an answer here is the gate's answer for the same
 facts. Nothing is written: no check, no execution, no packet, no audit event, no idempotency
 key claimed. Reads: the policies once, and whether each distinct owner named exists (the gate
-refuses an unknown owner, so the dry run does too).
+refuses an unknown owner, so the dry run does too). It looks at no execution: a thread that
+runs another workflow (409 at the gate) or an unknown parent thread (400) is not reported.
 """
 
 from approvals.errors import ValidationFailed
@@ -24,7 +25,7 @@ def dry_run(body: dict) -> dict:
     requests = _parse_checks(body)
     problems = [
         {"field": f"checks[{position}].execution.owner", "message": UNKNOWN_OWNER}
-        for position, owner in _unknown_owners(requests)
+        for position in _unknown_owners(requests)
     ]
     if problems:
         raise ValidationFailed.of(problems)
@@ -76,7 +77,7 @@ def _filled(check):
 
 
 def _unknown_owners(requests: list[GateRequest]):
-    """(position, owner) of each check naming an owner that does not exist; one read per name."""
+    """The position of each check naming an owner that does not exist; one read per name."""
     known: dict[str, bool] = {}
     for position, request in enumerate(requests):
         if not request.owner:
@@ -84,4 +85,4 @@ def _unknown_owners(requests: list[GateRequest]):
         if request.owner not in known:
             known[request.owner] = owner_exists(request.owner)
         if not known[request.owner]:
-            yield position, request.owner
+            yield position
