@@ -225,7 +225,9 @@ class DryRunCheckIn(GateIn):
     """The body of POST /gate; what names no policy fact (the key, the thread, the step) may
     be left out."""
 
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    idempotency_key: str | None = Field(
+        default=None, max_length=200, description="ignored: a dry run claims no key"
+    )
     execution: DryRunExecutionIn
     step: StepIn | None = None
 
