@@ -269,6 +269,48 @@ def _missing_means(env):
     return "be SKIPPED"
 
 
+TEST_WORKERS = "GATEKEEPER_TEST_WORKERS"
+MAX_TEST_WORKERS = 8
+# Options that choose pytest-xdist's workers themselves, or that need the tests in this process.
+_XDIST_CHOSEN = ("-n", "--numprocesses", "--dist", "-d", "--tx")
+_ONE_PROCESS = ("--pdb", "--trace", "-s", "--capture=no", "--collect-only", "--co", "no:xdist")
+
+
+def _selected_paths(args):
+    """The test files and folders named on the command line (node ids count as their file)."""
+    paths = set()
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        path = os.path.join(BASE_DIR, arg.split("::")[0])
+        if os.path.exists(path):
+            paths.add(os.path.normpath(path))
+    return paths
+
+
+def xdist_workers(args, env):
+    """How many pytest-xdist workers run the tests: one per usable core (at most 8) for the
+    suite, a folder or several files; 1 (no xdist) for one file, where starting workers costs
+    more than it saves, and when an option needs one process. GATEKEEPER_TEST_WORKERS decides
+    when set (0 or 1: no xdist)."""
+    chosen = env.get(TEST_WORKERS, "").strip()
+    if chosen:
+        return int(chosen)
+    for arg in args:
+        if arg in _XDIST_CHOSEN or arg.startswith(("--numprocesses=", "--dist=", "-n")):
+            return 1
+        if arg in _ONE_PROCESS:
+            return 1
+    paths = _selected_paths(args)
+    if len(paths) == 1 and not os.path.isdir(next(iter(paths))):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_TEST_WORKERS))
+
+
 def run_tests(args):
     """`manage.py test [pytest args]`: the whole suite, on the machine's PostgreSQL if it runs."""
     env = dict(os.environ)
@@ -301,10 +343,15 @@ def run_tests(args):
         sys.stderr.write("Started a private Redis for the tests at %s\n" % redis_server.url)
     # Tasks queued by the code under test go nowhere unless a test starts a real worker.
     env.setdefault("CELERY_BROKER_URL", "memory://")
+    args = list(args)
+    workers = xdist_workers(args, env)
+    if workers > 1:
+        # Each worker has its own test database (pytest-django's _gwN suffix) and Redis
+        # database (tests.background.conftest); groups keep a shared harness on one worker.
+        args = ["--numprocesses", str(workers), "--dist", "loadgroup"] + args
     try:
-        return subprocess.run(
-            [VENV_PYTHON, "-m", "pytest"] + list(args), cwd=BASE_DIR, env=env
-        ).returncode
+        command = [VENV_PYTHON, "-m", "pytest"] + args
+        return subprocess.run(command, cwd=BASE_DIR, env=env).returncode
     finally:
         if redis_server:
             redis_server.stop()

@@ -16,6 +16,29 @@ from approvals.services.service_accounts import service_account_create
 os.environ["GATEKEEPER_LOCAL_ENV"] = "false"
 
 
+# Harnesses made once per process and shared by their tests (a Prefect server, Temporal's dev
+# server, the agent's virtualenv, migrated private databases): under pytest-xdist
+# (`--dist loadgroup`, as `manage.py test` runs the suite) each one's tests go to one worker,
+# so each harness still starts once per run.
+SHARED_HARNESSES = (
+    "prefect_api",
+    "temporal_server",
+    "agent_python",
+    "role_database",
+    "gatekeeper_on_slow_wal",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    for item in items:
+        harness = next((name for name in SHARED_HARNESSES if name in item.fixturenames), None)
+        if harness is not None:
+            item.add_marker(pytest.mark.xdist_group(harness))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_past_append_only_audit():
     """Transactional tests end with a TRUNCATE of every table, which the audit trigger refuses.

@@ -9,6 +9,7 @@ committed rows.
 import ipaddress
 import os
 import socket
+from urllib.parse import urlsplit, urlunsplit
 
 import kombu.pools
 import pytest
@@ -25,17 +26,28 @@ REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 LEASE_SECONDS = 2
 
 
+def worker_redis_url(url: str, worker_id: str | None) -> str:
+    """The Redis database of one pytest-xdist worker: gwN uses the URL's database plus N, so
+    workers never flush or consume each other's queues; without xdist, the URL's own."""
+    if not worker_id or not worker_id.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(worker_id[2:])
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @pytest.fixture
-def redis_broker() -> str:
+def redis_broker(request) -> str:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    url = worker_redis_url(REDIS_URL, getattr(request.config, "workerinput", {}).get("workerid"))
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.ping()
-    except redis.ConnectionError as error:
-        service_missing(f"these tests need Redis at {REDIS_URL} ({error})")
+    except redis.RedisError as error:
+        service_missing(f"these tests need Redis at {url} ({error})")
     client.flushdb()
-    yield REDIS_URL
+    yield url
     client.flushdb()
     client.close()
 

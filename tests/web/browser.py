@@ -6,9 +6,11 @@ summary lists it), or fails under CI (tests.required). Playwright's own browser 
 never used.
 """
 
+import contextlib
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+# Every test process imports this while collecting, before any test of the run starts.
+IMPORTED_AT = time.time()
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +58,12 @@ def chromium():
     # Playwright's sync API keeps an asyncio loop running in this thread, so Django would refuse
     # ORM calls from the test (fixtures, assertions, the transactional flush) with
     # SynchronousOnlyOperation. Nothing here is async: the calls are plain blocking ones.
-    # A failure screenshot from an earlier run would pass for one of this run.
+    # A failure screenshot from an earlier run would pass for one of this run. Only earlier
+    # ones: another xdist worker may have failed a test of this run already.
     for stale in ARTIFACTS.glob("failed-*.png"):
-        stale.unlink()
+        with contextlib.suppress(FileNotFoundError):  # a worker took it first
+            if stale.stat().st_mtime < IMPORTED_AT:
+                stale.unlink()
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
