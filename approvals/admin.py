@@ -63,7 +63,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
-            (None, {"fields": ("name", "priority", "enabled", "effect", "match")}),
+            (None, {"fields": ("name", "priority", "enabled", "mode", "effect", "match")}),
             (
                 "Packet settings",
                 {

@@ -7,11 +7,12 @@ here can then be tested exhaustively without a database.
 import fnmatch
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "glob", "exists")
 EFFECTS = ("allow", "block", "require_approval")
+MODES = ("enforce", "shadow")
 UNSETTLED_SIDE_EFFECTS = ("indeterminate", "landed")
 _MISSING = object()
 
@@ -34,6 +35,8 @@ class Rule:
     version: int = 1
     match: dict = field(default_factory=dict)
     enabled: bool = True
+    # "shadow": evaluated beside the enforced rules, never deciding (shadow_outcomes).
+    mode: str = "enforce"
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,9 @@ def evaluate(rules: Sequence[Rule], facts: GateFacts, *, default_decision: str) 
         if not rule.enabled:
             trace.append(f"{rule.name}: disabled")
             continue
+        if rule.mode != "enforce":
+            trace.append(f"{rule.name}: shadow, never decides")
+            continue
         reasons = mismatches(rule.match, facts)
         if reasons:
             trace.append(f"{rule.name}: no match ({'; '.join(reasons)})")
@@ -162,3 +168,52 @@ def evaluate(rules: Sequence[Rule], facts: GateFacts, *, default_decision: str) 
         )
         decision = "require_approval"
     return Verdict(decision=decision, rule=chosen, reason=reason, trace=tuple(trace))
+
+
+@dataclass(frozen=True)
+class ShadowOutcome:
+    """What a shadow rule would have made of a check had it been enforced."""
+
+    policy: str
+    version: int
+    decision: str
+    decided_by: str | None  # the rule that would have decided, None for the default
+    differs: bool  # from the answer actually given
+
+    def as_json(self) -> dict:
+        return {
+            "policy": self.policy,
+            "version": self.version,
+            "decision": self.decision,
+            "decided_by": self.decided_by,
+            "differs": self.differs,
+        }
+
+
+def shadow_outcomes(
+    rules: Sequence[Rule], facts: GateFacts, answer: Verdict, *, default_decision: str
+) -> list[ShadowOutcome]:
+    """Each enabled shadow rule evaluated as if enforced beside the enforced rules.
+
+    The same `evaluate` decides, over the enforced rules plus that one rule switched to
+    enforce, so a shadow verdict is exactly what promoting the rule would answer.
+    """
+    shadows = [rule for rule in rules if rule.mode != "enforce" and rule.enabled]
+    if not shadows:
+        return []
+    enforced = [rule for rule in rules if rule.mode == "enforce"]
+    outcomes = []
+    for shadow in shadows:
+        verdict = evaluate(
+            [*enforced, replace(shadow, mode="enforce")], facts, default_decision=default_decision
+        )
+        outcomes.append(
+            ShadowOutcome(
+                policy=shadow.name,
+                version=shadow.version,
+                decision=verdict.decision,
+                decided_by=verdict.rule.name if verdict.rule else None,
+                differs=verdict.decision != answer.decision,
+            )
+        )
+    return outcomes
