@@ -393,9 +393,53 @@ ORDER = [
     "export_peak_rss_mb",
     "verify_rows_per_s",
     "sweep_100k_s",
+    "replay_100k_s",
     "race_duplicates",
 ]
 ORDER += waiters.FIGURES
+
+# Present in the gate phase (issue 20): each matches every bench check, as a shadow policy being
+# watched on live traffic would, so every check stores three would-be answers.
+SHADOW_POLICIES = [
+    {"name": "shadow-block-bench", "priority": 5, "match": {"tool": "bench.*"}, "effect": "block"},
+    {
+        "name": "shadow-ask-risky",
+        "priority": 6,
+        "match": {"workflow": "bench-*", "min_risk": 0.05},
+        "effect": "require_approval",
+    },
+    {
+        "name": "shadow-ask-steps",
+        "priority": 7,
+        "match": {"conditions": [{"path": "n", "op": "gte", "value": 0}]},
+        "effect": "require_approval",
+    },
+]
+# What replay_100k_s replays over the bulk checks: globs, a risk threshold, conditions.
+REPLAY_POLICIES = [
+    {
+        "name": "iam-privileged",
+        "priority": 10,
+        "match": {"workflow": "wf-*", "tool": "iam.*", "min_risk": 0.5},
+        "effect": "require_approval",
+    },
+    {
+        "name": "crm-small",
+        "priority": 20,
+        "match": {"tool": "crm.*", "conditions": [{"path": "record", "op": "lt", "value": 50000}]},
+        "effect": "allow",
+    },
+    {"name": "mail-ok", "priority": 30, "match": {"tool": "mail.send"}, "effect": "allow"},
+    {
+        "name": "db-first",
+        "priority": 40,
+        "match": {
+            "tool": "db.*",
+            "conditions": [{"path": "record", "op": "in", "value": [0, 4, 8]}],
+        },
+        "effect": "block",
+    },
+]
 
 
 class Bench:
@@ -407,6 +451,7 @@ class Bench:
         self.keep = keep
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
+        self.shadow_policies = len(SHADOW_POLICIES)
         self.timings: dict[str, float] = {}
         self.work = Path(tempfile.mkdtemp(prefix="gk_bench_"))
         self.env = product_env(db, self.work / "data")
@@ -828,6 +873,7 @@ class Bench:
 
     def gate(self) -> None:
         s = self.sizes
+        self._shadow_policies()
         server = self.start_server()
         clients = 2 * self.workers * self.threads
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
@@ -947,6 +993,19 @@ class Bench:
 
         self.guarded("gate_p99_ms", "limit", 50, "", p99)
         self.guarded("gate_vs_pg", "ratio", 0.15, "", versus_pg)
+
+    def _shadow_policies(self) -> None:
+        """The gate's figures hold with shadow policies present (issue 20): these three match
+        every bench check, so each check evaluates all three and stores three verdicts."""
+        from approvals.services.policies import policy_save
+
+        for document in SHADOW_POLICIES[: self.shadow_policies]:
+            policy_save(document={**document, "mode": "shadow"}, actor="bench")
+        if self.shadow_policies:
+            self.notes.append(
+                f"The gate phase ran with {self.shadow_policies} shadow policies matching every "
+                "check (bench/run.py SHADOW_POLICIES): each check stores what they would answer."
+            )
 
     def _gate_job(self, server, side, tag, clients, seconds, headers) -> dict:
         body = (
@@ -1181,6 +1240,39 @@ class Bench:
             )
         )
 
+    def replay(self) -> None:
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        from bench import data
+
+        policy_file = self.work / "replay-policies.json"
+        policy_file.write_text(json.dumps(REPLAY_POLICIES), encoding="utf-8")
+        checks = self._scalar("SELECT count(*) FROM approvals_gatecheck")
+        data.quiet_disk(checkpoint=False)
+        out = StringIO()
+        t0 = time.perf_counter()
+        call_command("replay_policies", str(policy_file), since=30, stdout=out)
+        elapsed = time.perf_counter() - t0
+        summary = out.getvalue().splitlines()
+        self.record(
+            Figure(
+                "replay_100k_s",
+                "limit",
+                elapsed,
+                10,
+                f"Seconds for `manage.py replay_policies FILE --since 30` (called in the bench "
+                f"process) to decide again every gate check recorded in the bulk data "
+                f"({checks:,}: the 100,000 of the open packets and the timeline's) under "
+                f"{len(REPLAY_POLICIES)} policies of a file (bench/run.py REPLAY_POLICIES) over "
+                "the stored one, streaming the checks and evaluating each with the gate's own "
+                "evaluation; before the gate phase writes more.",
+                f"{checks / elapsed:,.0f} checks/s; the command says: "
+                + " / ".join(line.strip() for line in summary if not line.startswith("    ")),
+            )
+        )
+
     # Helpers ------------------------------------------------------------------------------
 
     def waiters(self) -> None:
@@ -1218,6 +1310,7 @@ class Bench:
                     "verify_rows_per_s", "ratio", 100_000, "", lambda: self.verify(figure=True)
                 ),
             ),
+            ("replay", lambda: self.guarded("replay_100k_s", "limit", 10, "", self.replay)),
             ("gate", self.gate),
             ("decide", lambda: self.guarded("decide_vs_pg", "ratio", 0.15, "", self.decide)),
             ("race", lambda: self.guarded("race_duplicates", "limit", 0, "", self.race)),
@@ -1605,9 +1698,16 @@ def main(argv=None) -> int:
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="run only these phases (queue,timeline,export,verify,gate,decide,race,sweep,"
-        "waiters); "
+        help="run only these phases (queue,timeline,export,verify,replay,gate,decide,race,"
+        "sweep,waiters); "
         "for profiling: bench/RESULTS.md is then left alone",
+    )
+    parser.add_argument(
+        "--shadow-policies",
+        type=int,
+        choices=range(len(SHADOW_POLICIES) + 1),
+        default=len(SHADOW_POLICIES),
+        help="shadow policies present in the gate phase (default all 3; 0 compares without)",
     )
     parser.add_argument(
         "--server",
@@ -1625,6 +1725,7 @@ def main(argv=None) -> int:
     atexit.register(CHILDREN.end_all)
     bench = Bench(mode, db, args.keep, args.only)
     bench.server_kind = args.server
+    bench.shadow_policies = args.shadow_policies
     try:
         code = bench.run()
         if mode != "smoke" and not args.only:

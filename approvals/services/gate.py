@@ -3,8 +3,9 @@
 Every agent step passes through here, so an allowed or blocked check is a handful of plain
 SQL statements and no ORM query compilation (bench/PROFILES.md measured the ORM version at
 five times the CPU of the same writes): the execution upserted, the check inserted with its
-answer (its idempotency key claimed by the same INSERT) and, in the same round trip, the audit
-event appended last, so the chain lock is held for one statement and the commit.
+answer and what the shadow policies would have answered (its idempotency key claimed by the
+same INSERT) and, in the same round trip, the audit event appended last, so the chain lock is
+held for one statement and the commit.
 """
 
 import hashlib
