@@ -161,10 +161,12 @@ def request_facts(request: GateRequest) -> GateFacts:
     )
 
 
-def facts_verdict(facts: GateFacts, rules: list[Rule]) -> Verdict:
+def facts_verdict(facts: GateFacts, rules: list[Rule], *, explain: bool = False) -> Verdict:
     """The gate's decision for these facts under these rules: the one evaluation everything
     that answers or predicts a gate check calls (the gate, the dry run, replay)."""
-    return evaluate(rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
+    return evaluate(
+        rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION, explain=explain
+    )
 
 
 def facts_shadow_outcomes(facts: GateFacts, rules: list[Rule], answer: Verdict):
@@ -175,10 +177,10 @@ def facts_shadow_outcomes(facts: GateFacts, rules: list[Rule], answer: Verdict):
 
 
 def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Verdict:
-    """Which policy decides this gate request, and why: what the gate and the dry run both ask."""
+    """Which policy decides this gate request, and why, rule by rule: the dry run's question."""
     if rules is None:
         rules = policy_rules()
-    return facts_verdict(request_facts(request), rules)
+    return facts_verdict(request_facts(request), rules, explain=True)
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:

@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from approvals.gate_request import parse_gate_request
 from approvals.models import Execution, GateCheck, PausePacket, Policy, PolicyVersion
 from approvals.policy_documents import policy_problems
-from approvals.services.policies import policy_verdict, rule_of_document
+from approvals.services.policies import (
+    facts_verdict,
+    policy_verdict,
+    request_facts,
+    rule_of_document,
+)
 from approvals.services.replay import replay, replayed_checks
 from audit.models import AuditEvent
 from tests.conftest import gate_body
@@ -255,8 +260,15 @@ def test_replay_answers_what_the_gate_evaluation_answers(agent, executions, poli
         }
         assert set(replayed) == set(bodies)
         for check_id, body in bodies.items():
-            fresh = policy_verdict(parse_gate_request(copy.deepcopy(body)), rules)
+            request = parse_gate_request(copy.deepcopy(body))
+            # What the gate runs for this request: the same function, the same answer.
+            fresh = facts_verdict(request_facts(request), rules)
             assert replayed[check_id] == fresh
+            # The dry run's explained verdict decides the same.
+            explained = policy_verdict(request, rules)
+            assert (explained.decision, explained.rule, explained.reason) == (
+                fresh.decision, fresh.rule, fresh.reason
+            )  # fmt: skip
         report = replay(rules, days=1)
         changed = sum(fresh.decision != "allow" for fresh in replayed.values())
         assert (report.checks, report.changed) == (len(bodies), changed)
