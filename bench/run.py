@@ -451,7 +451,9 @@ class Bench:
         self.keep = keep
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
-        self.shadow_policies = len(SHADOW_POLICIES)
+        # The gate phase runs once per count, in this order (ascending: policies stay once made).
+        self.shadow_policies = [len(SHADOW_POLICIES)]
+        self.gate_tag = ""
         self.timings: dict[str, float] = {}
         self.work = Path(tempfile.mkdtemp(prefix="gk_bench_"))
         self.env = product_env(db, self.work / "data")
@@ -872,8 +874,20 @@ class Bench:
         return True
 
     def gate(self) -> None:
+        for count in self.shadow_policies:
+            self._shadow_policies(count)
+            self.say(f"gate phase with {count} shadow policies")
+            # Threads of this pass are new executions: a pass must not replay another's keys.
+            self.gate_tag = f"s{count}"
+            self._gate()
+            if count:
+                stored = self._scalar(
+                    "SELECT count(*) FROM approvals_gatecheck WHERE shadow IS NOT NULL"
+                )
+                self.say(f"checks stored with shadow verdicts so far: {stored:,}")
+
+    def _gate(self) -> None:
         s = self.sizes
-        self._shadow_policies()
         server = self.start_server()
         clients = 2 * self.workers * self.threads
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
@@ -994,17 +1008,17 @@ class Bench:
         self.guarded("gate_p99_ms", "limit", 50, "", p99)
         self.guarded("gate_vs_pg", "ratio", 0.15, "", versus_pg)
 
-    def _shadow_policies(self) -> None:
+    def _shadow_policies(self, count: int) -> None:
         """The gate's figures hold with shadow policies present (issue 20): these three match
         every bench check, so each check evaluates all three and stores three verdicts."""
         from approvals.services.policies import policy_save
 
-        for document in SHADOW_POLICIES[: self.shadow_policies]:
+        for document in SHADOW_POLICIES[:count]:
             policy_save(document={**document, "mode": "shadow"}, actor="bench")
-        if self.shadow_policies:
+        if count:
             self.notes.append(
-                f"The gate phase ran with {self.shadow_policies} shadow policies matching every "
-                "check (bench/run.py SHADOW_POLICIES): each check stores what they would answer."
+                f"The gate phase ran with {count} shadow policies matching every check "
+                "(bench/run.py SHADOW_POLICIES): each check stores what they would answer."
             )
 
     def _gate_job(self, server, side, tag, clients, seconds, headers) -> dict:
@@ -1023,7 +1037,7 @@ class Bench:
             "path": "/api/v1/gate" if side == "gate" else "/bench/floor",
             "headers": headers,
             "body": body,
-            "tag": tag,
+            "tag": self.gate_tag + tag,
             "threads": clients,
             "seconds": seconds,
         }
@@ -1684,6 +1698,18 @@ def write_results(bench: Bench, path: Path, command: str) -> None:
 # --- main ----------------------------------------------------------------------------------
 
 
+def _shadow_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if any(not 0 <= n <= len(SHADOW_POLICIES) for n in counts) or counts != sorted(counts):
+        raise argparse.ArgumentTypeError(
+            f"counts from 0 to {len(SHADOW_POLICIES)}, ascending (policies stay once made)"
+        )
+    return counts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     group = parser.add_mutually_exclusive_group()
@@ -1704,10 +1730,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--shadow-policies",
-        type=int,
-        choices=range(len(SHADOW_POLICIES) + 1),
-        default=len(SHADOW_POLICIES),
-        help="shadow policies present in the gate phase (default all 3; 0 compares without)",
+        type=_shadow_counts,
+        default=[len(SHADOW_POLICIES)],
+        help="shadow policies present in the gate phase (default 3); a list such as 0,3 runs "
+        "the phase once per count, back to back on the same server and data",
     )
     parser.add_argument(
         "--server",
