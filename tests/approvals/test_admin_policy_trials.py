@@ -166,3 +166,14 @@ def test_a_new_draft_replays_beside_the_stored_policies(admin_client, traffic):
 def test_an_unknown_policy_is_404(admin_client, db):
     assert admin_client.get(reverse("admin:approvals_policy_shadow", args=[999])).status_code == 404
     assert admin_client.get("/admin/approvals/policy/x/replay/").status_code == 404
+
+
+@pytest.mark.parametrize("page", ["shadow", "replay", "promote"])
+def test_anonymous_and_non_staff_users_are_sent_to_log_in(client, make_user, traffic, page):
+    shadow, _ = traffic
+    url = reverse(f"admin:approvals_policy_{page}", args=[shadow.pk])
+    assert client.post(url).status_code == 302
+    client.force_login(make_user("outsider"))
+    response = client.post(url)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert Policy.objects.get(pk=shadow.pk).mode == "shadow"
