@@ -10,7 +10,8 @@ move those through their states. The outbox's deliveries are in `admin_outbox`.
 from functools import partial
 
 from django.contrib import admin, messages
-from django.urls import path, re_path
+from django.db.models.expressions import RawSQL
+from django.urls import path, re_path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from guardian.admin import (
@@ -22,6 +23,12 @@ from guardian.shortcuts import get_perms_for_model
 
 from approvals import admin_outbox  # noqa: F401 - registers the deliveries and the user admin
 from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
+from approvals.admin_policy_trials import (
+    policy_promote_view,
+    policy_replay,
+    policy_shadow_report,
+    promote_policies,
+)
 from approvals.admin_views import one_time_secrets, policy_dry_run
 from approvals.models import (
     Execution,
@@ -57,13 +64,51 @@ def _adopt(obj, saved) -> None:
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
     form = PolicyForm
-    list_display = ("name", "priority", "enabled", "effect", "approvers", "version", "updated_at")
-    list_filter = ("enabled", "effect")
+    list_display = (
+        "name",
+        "priority",
+        "enabled",
+        "mode",
+        "effect",
+        "approvers",
+        "version",
+        "updated_at",
+        "shadow_differs",
+    )
+    list_filter = ("enabled", "mode", "effect")
     search_fields = ("name", "approvers")
+    actions = ("promote",)
+
+    def get_queryset(self, request):
+        # The shadow column's count rides in the list's own query, one subquery per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                would_differ=RawSQL(
+                    "CASE WHEN approvals_policy.mode = 'shadow' THEN (SELECT count(*)"
+                    " FROM approvals_gatecheck c WHERE c.shadow IS NOT NULL AND c.shadow @>"
+                    " jsonb_build_array(jsonb_build_object('policy', approvals_policy.name,"
+                    " 'differs', true))) END",
+                    [],
+                )
+            )
+        )
+
+    @admin.display(description="shadow: would have answered otherwise")
+    def shadow_differs(self, policy: Policy) -> str:
+        if policy.mode != Policy.Mode.SHADOW:
+            return "-"
+        url = reverse("admin:approvals_policy_shadow", args=[policy.pk])
+        return format_html('<a href="{}">{} checks</a>', url, policy.would_differ)
+
+    @admin.action(description="Promote selected shadow policies to enforce", permissions=["change"])
+    def promote(self, request, queryset):
+        promote_policies(request, self, queryset.order_by("name"))
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = [
-            (None, {"fields": ("name", "priority", "enabled", "effect", "match")}),
+            (None, {"fields": ("name", "priority", "enabled", "mode", "effect", "match")}),
             (
                 "Packet settings",
                 {
@@ -73,13 +118,14 @@ class PolicyAdmin(admin.ModelAdmin):
             ),
         ]
         if obj is not None:
+            fieldsets.append(("Trials", {"fields": ("trials",)}))
             fieldsets.append(("Versions", {"fields": ("version", "version_history")}))
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         # policy_save finds a policy by name (as import_policies does): renaming one here
         # would create a second policy instead.
-        return ("name", "version", "version_history") if obj is not None else ()
+        return ("name", "version", "version_history", "trials") if obj is not None else ()
 
     def has_delete_permission(self, request, obj=None):
         # Deleting would drop the version history and write no policy.changed event;
@@ -113,11 +159,38 @@ class PolicyAdmin(admin.ModelAdmin):
             rows,
         )
 
+    @admin.display(description="try it")
+    def trials(self, policy: Policy) -> str:
+        links = [(reverse("admin:approvals_policy_replay", args=[policy.pk]), "Replay a draft")]
+        if policy.mode == Policy.Mode.SHADOW:
+            links.insert(
+                0, (reverse("admin:approvals_policy_shadow", args=[policy.pk]), "Shadow report")
+            )
+        return format_html_join(" | ", '<a href="{}">{}</a>', links)
+
     def get_urls(self):
-        dry_run = self.admin_site.admin_view(self.dry_run_view)
+        def view(function):
+            return self.admin_site.admin_view(partial(function, model_admin=self))
+
         # Ahead of the default URLs, whose "<object_id>/" would otherwise swallow "dry-run/".
         return [
-            path("dry-run/", dry_run, name="approvals_policy_dry_run"),
+            path(
+                "dry-run/",
+                self.admin_site.admin_view(self.dry_run_view),
+                name="approvals_policy_dry_run",
+            ),
+            path("replay/", view(policy_replay), name="approvals_policy_replay_new"),
+            path("<path:object_id>/replay/", view(policy_replay), name="approvals_policy_replay"),
+            path(
+                "<path:object_id>/shadow/",
+                view(policy_shadow_report),
+                name="approvals_policy_shadow",
+            ),
+            path(
+                "<path:object_id>/promote/",
+                view(policy_promote_view),
+                name="approvals_policy_promote",
+            ),
             *super().get_urls(),
         ]
 

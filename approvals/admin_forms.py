@@ -16,7 +16,7 @@ from approvals.models import Policy, ServiceAccount
 from approvals.policy_documents import SETTING_KEYS, policy_problems
 from gatekeeper.outbound import url_problem
 
-POLICY_FIELDS = ("name", "priority", "enabled", "match", "effect", *SETTING_KEYS)
+POLICY_FIELDS = ("name", "priority", "enabled", "mode", "match", "effect", *SETTING_KEYS)
 # "match.conditions[0].op" belongs to the form field "match".
 _TOP_FIELD = re.compile(r"[^.\[]+")
 
@@ -47,6 +47,15 @@ class StorableJSONField(forms.JSONField):
 
 
 class PolicyForm(forms.ModelForm):
+    # Left out of a post, the mode stays what it is: no form ever promotes a shadow policy by
+    # omission (promotion is its own action).
+    mode = forms.ChoiceField(
+        choices=Policy.Mode.choices,
+        required=False,
+        help_text="A shadow policy is evaluated on every gate check and its would-be answer "
+        "stored with the check, but it never decides.",
+    )
+
     class Meta:
         model = Policy
         fields = POLICY_FIELDS
@@ -77,6 +86,7 @@ class PolicyForm(forms.ModelForm):
             "enabled": data["enabled"],
             "match": data["match"] if data["match"] is not None else {},
             "effect": data["effect"],
+            "mode": data.get("mode") or self.instance.mode,
         }
         for key in SETTING_KEYS:
             if data.get(key) not in (None, ""):

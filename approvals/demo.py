@@ -94,6 +94,18 @@ POLICIES = [
         "approvers": "finance-approvers",
         "expires_after_seconds": 8 * 3600,
     },
+    # A stricter rule being watched before it decides: admin's shadow report shows the large
+    # payouts it would have blocked.
+    {
+        "name": "block-payments-over-40k",
+        "priority": 15,
+        "mode": "shadow",
+        "match": {
+            "tool": "payments.*",
+            "conditions": [{"path": "amount", "op": "gt", "value": 40000}],
+        },
+        "effect": "block",
+    },
     {
         "name": "outbound-email",
         "priority": 30,

@@ -58,11 +58,16 @@ class Policy(models.Model):
         BLOCK = "block"
         REQUIRE_APPROVAL = "require_approval"
 
+    class Mode(models.TextChoices):
+        ENFORCE = "enforce", "enforce (decides gate checks)"
+        SHADOW = "shadow", "shadow (evaluated on every check, never decides)"
+
     name = models.SlugField(max_length=100, unique=True)
     priority = models.IntegerField(default=100, help_text="Lower runs first")
     enabled = models.BooleanField(default=True)
     match = models.JSONField(default=dict, blank=True)
     effect = models.CharField(max_length=20, choices=Effect.choices)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.ENFORCE)
     approvers = models.CharField(max_length=150, blank=True, help_text="Group name")
     escalate_to = models.CharField(max_length=150, blank=True, help_text="Group name")
     required_approvals = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -151,6 +156,9 @@ class GateCheck(models.Model):
     policy_name = models.CharField(max_length=100, blank=True)
     policy_version = models.PositiveIntegerField(null=True, blank=True)
     response = models.JSONField(null=True, blank=True)
+    # What each shadow policy would have answered (policy_rules.ShadowOutcome.as_json), written
+    # by the check's own INSERT; null when no shadow policy was enabled.
+    shadow = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -160,6 +168,9 @@ class GateCheck(models.Model):
                 fields=["service_account", "idempotency_key"], name="gate_check_idempotency_unique"
             ),
         ]
+        # Migration 0008 also makes gate_check_shadow, a partial GIN index (jsonb_path_ops) on
+        # shadow: "which checks would shadow policy P have answered differently" is a
+        # containment test. Declared here it would need django.contrib.postgres installed.
         indexes = [models.Index(fields=["execution", "step_index"], name="gate_check_step")]
 
     def __str__(self):

@@ -6,7 +6,7 @@ the admin form reports the same messages.
 
 from typing import Any
 
-from approvals.policy_rules import EFFECTS, OPS
+from approvals.policy_rules import EFFECTS, MODES, OPS
 
 MATCH_KEYS = {"workflow", "tool", "min_risk", "labels_any", "conditions"}
 SETTING_KEYS = (
@@ -19,7 +19,7 @@ SETTING_KEYS = (
     "expires_after_seconds",
     "remind_before_seconds",
 )
-POLICY_KEYS = {"name", "priority", "enabled", "match", "effect", *SETTING_KEYS}
+POLICY_KEYS = {"name", "priority", "enabled", "match", "effect", "mode", *SETTING_KEYS}
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -112,6 +112,8 @@ def policy_problems(document: Any) -> list[tuple[str, str]]:
         problems.append(("name", "must be at most 100 letters, digits, - or _"))
     if document.get("effect") not in EFFECTS:
         problems.append(("effect", f"must be one of {', '.join(EFFECTS)}"))
+    if document.get("mode", "enforce") not in MODES:
+        problems.append(("mode", f"must be one of {', '.join(MODES)}"))
     priority = document.get("priority", 100)
     if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > 2**31 - 1:
         problems.append(("priority", "must be a whole number"))
@@ -174,6 +176,7 @@ def normalise(document: dict) -> dict:
         "enabled": document.get("enabled", True),
         "match": document.get("match", {}),
         "effect": document["effect"],
+        "mode": document.get("mode", "enforce"),
     }
     for key in SETTING_KEYS:
         value = document.get(key)

@@ -6,12 +6,13 @@ here can then be tested exhaustively without a database.
 
 import fnmatch
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "glob", "exists")
 EFFECTS = ("allow", "block", "require_approval")
+MODES = ("enforce", "shadow")
 UNSETTLED_SIDE_EFFECTS = ("indeterminate", "landed")
 _MISSING = object()
 
@@ -34,6 +35,8 @@ class Rule:
     version: int = 1
     match: dict = field(default_factory=dict)
     enabled: bool = True
+    # "shadow": evaluated beside the enforced rules, never deciding (shadow_outcomes).
+    mode: str = "enforce"
 
 
 @dataclass(frozen=True)
@@ -103,45 +106,61 @@ def condition_holds(actual: Any, op: str, expected: Any) -> bool:
     raise ValueError(f"unknown op {op!r}")
 
 
-def mismatches(match: dict, facts: GateFacts) -> list[str]:
-    """Why a match does not hold for these facts; an empty list means it holds."""
-    reasons = []
+def _mismatches(match: dict, facts: GateFacts) -> Iterator[str]:
+    """Why a match does not hold for these facts, each reason made only when asked for."""
     workflow = match.get("workflow")
     if workflow is not None and not fnmatch.fnmatchcase(facts.workflow, workflow):
-        reasons.append(f"workflow {facts.workflow!r} is not {workflow!r}")
+        yield f"workflow {facts.workflow!r} is not {workflow!r}"
     tool = match.get("tool")
     if tool is not None and not fnmatch.fnmatchcase(facts.tool, tool):
-        reasons.append(f"tool {facts.tool!r} is not {tool!r}")
+        yield f"tool {facts.tool!r} is not {tool!r}"
     min_risk = match.get("min_risk")
     if min_risk is not None and (facts.risk_score is None or facts.risk_score < min_risk):
-        reasons.append(f"risk {facts.risk_score} is below {min_risk}")
+        yield f"risk {facts.risk_score} is below {min_risk}"
     labels_any = match.get("labels_any")
     if labels_any and not set(labels_any) & set(facts.risk_labels):
-        reasons.append(f"no label of {sorted(labels_any)} in {sorted(facts.risk_labels)}")
+        yield f"no label of {sorted(labels_any)} in {sorted(facts.risk_labels)}"
     for condition in match.get("conditions", ()):
         actual = resolve_path(facts.args, condition["path"])
         if not condition_holds(actual, condition["op"], condition.get("value")):
             shown = "missing" if actual is _MISSING else repr(actual)
             expected = condition.get("value")
             path, op = condition["path"], condition["op"]
-            reasons.append(f"args.{path} ({shown}) fails {op} {expected!r}")
-    return reasons
+            yield f"args.{path} ({shown}) fails {op} {expected!r}"
 
 
-def evaluate(rules: Sequence[Rule], facts: GateFacts, *, default_decision: str) -> Verdict:
+def mismatches(match: dict, facts: GateFacts) -> list[str]:
+    """Why a match does not hold for these facts; an empty list means it holds."""
+    return list(_mismatches(match, facts))
+
+
+def holds(match: dict, facts: GateFacts) -> bool:
+    """Whether a match holds: stops at the first reason it does not, and words none."""
+    return next(_mismatches(match, facts), None) is None
+
+
+def evaluate(
+    rules: Sequence[Rule], facts: GateFacts, *, default_decision: str, explain: bool = True
+) -> Verdict:
     """Decide a gate check: the first enabled rule by ascending priority whose match holds.
 
     A pending action whose side effect may already have happened is never allowed to run:
-    whatever the policy says, a human reconciles first.
+    whatever the policy says, a human reconciles first. Without `explain` the verdict has no
+    trace (the gate and replay answer without one; the dry run shows it): the same decision,
+    with no words made for the rules passed over.
     """
     trace = []
     chosen = None
-    for rule in sorted(rules, key=lambda r: (r.priority, r.name)):
-        if not rule.enabled:
-            trace.append(f"{rule.name}: disabled")
+    for rule in sorted(rules, key=_rank):
+        if not rule.enabled or rule.mode != "enforce":
+            trace.append(
+                f"{rule.name}: {'disabled' if not rule.enabled else 'shadow, never decides'}"
+            )
             continue
-        reasons = mismatches(rule.match, facts)
-        if reasons:
+        if not explain:
+            if not holds(rule.match, facts):
+                continue
+        elif reasons := mismatches(rule.match, facts):
             trace.append(f"{rule.name}: no match ({'; '.join(reasons)})")
             continue
         trace.append(f"{rule.name}: matches, effect {rule.effect}")
@@ -161,4 +180,62 @@ def evaluate(rules: Sequence[Rule], facts: GateFacts, *, default_decision: str) 
             f"(would otherwise be: {reason})"
         )
         decision = "require_approval"
-    return Verdict(decision=decision, rule=chosen, reason=reason, trace=tuple(trace))
+    return Verdict(
+        decision=decision, rule=chosen, reason=reason, trace=tuple(trace) if explain else ()
+    )
+
+
+def _rank(rule: Rule) -> tuple[int, str]:
+    return rule.priority, rule.name
+
+
+@dataclass(frozen=True)
+class ShadowOutcome:
+    """What a shadow rule would have made of a check had it been enforced."""
+
+    policy: str
+    version: int
+    decision: str
+    decided_by: str | None  # the rule that would have decided, None for the default
+    differs: bool  # from the answer actually given
+
+    def as_json(self) -> dict:
+        return {
+            "policy": self.policy,
+            "version": self.version,
+            "decision": self.decision,
+            "decided_by": self.decided_by,
+            "differs": self.differs,
+        }
+
+
+def shadow_outcomes(
+    rules: Sequence[Rule], facts: GateFacts, answer: Verdict, *, default_decision: str
+) -> list[ShadowOutcome]:
+    """Each enabled shadow rule evaluated as if enforced beside the enforced rules.
+
+    The same `evaluate` decides, over the enforced rules plus that one rule switched to
+    enforce, so a shadow verdict is exactly what promoting the rule would answer.
+    """
+    shadows = [rule for rule in rules if rule.mode != "enforce" and rule.enabled]
+    if not shadows:
+        return []
+    enforced = [rule for rule in rules if rule.mode == "enforce"]
+    outcomes = []
+    for shadow in shadows:
+        verdict = evaluate(
+            [*enforced, replace(shadow, mode="enforce")],
+            facts,
+            default_decision=default_decision,
+            explain=False,
+        )
+        outcomes.append(
+            ShadowOutcome(
+                policy=shadow.name,
+                version=shadow.version,
+                decision=verdict.decision,
+                decided_by=verdict.rule.name if verdict.rule else None,
+                differs=verdict.decision != answer.decision,
+            )
+        )
+    return outcomes

@@ -393,9 +393,53 @@ ORDER = [
     "export_peak_rss_mb",
     "verify_rows_per_s",
     "sweep_100k_s",
+    "replay_100k_s",
     "race_duplicates",
 ]
 ORDER += waiters.FIGURES
+
+# Present in the gate phase (issue 20): each matches every bench check, as a shadow policy being
+# watched on live traffic would, so every check stores three would-be answers.
+SHADOW_POLICIES = [
+    {"name": "shadow-block-bench", "priority": 5, "match": {"tool": "bench.*"}, "effect": "block"},
+    {
+        "name": "shadow-ask-risky",
+        "priority": 6,
+        "match": {"workflow": "bench-*", "min_risk": 0.05},
+        "effect": "require_approval",
+    },
+    {
+        "name": "shadow-ask-steps",
+        "priority": 7,
+        "match": {"conditions": [{"path": "n", "op": "gte", "value": 0}]},
+        "effect": "require_approval",
+    },
+]
+# What replay_100k_s replays over the bulk checks: globs, a risk threshold, conditions.
+REPLAY_POLICIES = [
+    {
+        "name": "iam-privileged",
+        "priority": 10,
+        "match": {"workflow": "wf-*", "tool": "iam.*", "min_risk": 0.5},
+        "effect": "require_approval",
+    },
+    {
+        "name": "crm-small",
+        "priority": 20,
+        "match": {"tool": "crm.*", "conditions": [{"path": "record", "op": "lt", "value": 50000}]},
+        "effect": "allow",
+    },
+    {"name": "mail-ok", "priority": 30, "match": {"tool": "mail.send"}, "effect": "allow"},
+    {
+        "name": "db-first",
+        "priority": 40,
+        "match": {
+            "tool": "db.*",
+            "conditions": [{"path": "record", "op": "in", "value": [0, 4, 8]}],
+        },
+        "effect": "block",
+    },
+]
 
 
 class Bench:
@@ -407,6 +451,9 @@ class Bench:
         self.keep = keep
         self.figures: dict[str, Figure] = {}
         self.notes: list[str] = []
+        # The gate phase runs once per count, in this order (ascending: policies stay once made).
+        self.shadow_policies = [len(SHADOW_POLICIES)]
+        self.gate_tag = ""
         self.timings: dict[str, float] = {}
         self.work = Path(tempfile.mkdtemp(prefix="gk_bench_"))
         self.env = product_env(db, self.work / "data")
@@ -827,6 +874,19 @@ class Bench:
         return True
 
     def gate(self) -> None:
+        for count in self.shadow_policies:
+            self._shadow_policies(count)
+            self.say(f"gate phase with {count} shadow policies")
+            # Threads of this pass are new executions: a pass must not replay another's keys.
+            self.gate_tag = f"s{count}"
+            self._gate()
+            if count:
+                stored = self._scalar(
+                    "SELECT count(*) FROM approvals_gatecheck WHERE shadow IS NOT NULL"
+                )
+                self.say(f"checks stored with shadow verdicts so far: {stored:,}")
+
+    def _gate(self) -> None:
         s = self.sizes
         server = self.start_server()
         clients = 2 * self.workers * self.threads
@@ -948,6 +1008,19 @@ class Bench:
         self.guarded("gate_p99_ms", "limit", 50, "", p99)
         self.guarded("gate_vs_pg", "ratio", 0.15, "", versus_pg)
 
+    def _shadow_policies(self, count: int) -> None:
+        """The gate's figures hold with shadow policies present (issue 20): these three match
+        every bench check, so each check evaluates all three and stores three verdicts."""
+        from approvals.services.policies import policy_save
+
+        for document in SHADOW_POLICIES[:count]:
+            policy_save(document={**document, "mode": "shadow"}, actor="bench")
+        if count:
+            self.notes.append(
+                f"The gate phase ran with {count} shadow policies matching every check "
+                "(bench/run.py SHADOW_POLICIES): each check stores what they would answer."
+            )
+
     def _gate_job(self, server, side, tag, clients, seconds, headers) -> dict:
         body = (
             '{"idempotency_key": "{client}:{n}", "execution": {"thread_id": "{client}", '
@@ -964,7 +1037,7 @@ class Bench:
             "path": "/api/v1/gate" if side == "gate" else "/bench/floor",
             "headers": headers,
             "body": body,
-            "tag": tag,
+            "tag": self.gate_tag + tag,
             "threads": clients,
             "seconds": seconds,
         }
@@ -1181,6 +1254,41 @@ class Bench:
             )
         )
 
+    def replay(self) -> None:
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        from bench import data
+
+        policy_file = self.work / "replay-policies.json"
+        policy_file.write_text(json.dumps(REPLAY_POLICIES), encoding="utf-8")
+        checks = self._scalar("SELECT count(*) FROM approvals_gatecheck")
+        data.quiet_disk(checkpoint=False)
+        out = StringIO()
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        call_command("replay_policies", str(policy_file), since=30, stdout=out)
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        summary = out.getvalue().splitlines()
+        self.record(
+            Figure(
+                "replay_100k_s",
+                "limit",
+                elapsed,
+                10,
+                f"Seconds for `manage.py replay_policies FILE --since 30` (called in the bench "
+                f"process) to decide again every gate check recorded in the bulk data "
+                f"({checks:,}: the 100,000 of the open packets and the timeline's) under "
+                f"{len(REPLAY_POLICIES)} policies of a file (bench/run.py REPLAY_POLICIES) over "
+                "the stored one, streaming the checks and evaluating each with the gate's own "
+                "evaluation; before the gate phase writes more.",
+                f"{checks / elapsed:,.0f} checks/s, {cpu:.1f} s of CPU in the bench process "
+                "(the rest: PostgreSQL streaming the rows, and waiting for a core); the command "
+                "says: "
+                + " / ".join(line.strip() for line in summary if not line.startswith("    ")),
+            )
+        )
+
     # Helpers ------------------------------------------------------------------------------
 
     def waiters(self) -> None:
@@ -1218,6 +1326,7 @@ class Bench:
                     "verify_rows_per_s", "ratio", 100_000, "", lambda: self.verify(figure=True)
                 ),
             ),
+            ("replay", lambda: self.guarded("replay_100k_s", "limit", 10, "", self.replay)),
             ("gate", self.gate),
             ("decide", lambda: self.guarded("decide_vs_pg", "ratio", 0.15, "", self.decide)),
             ("race", lambda: self.guarded("race_duplicates", "limit", 0, "", self.race)),
@@ -1591,6 +1700,18 @@ def write_results(bench: Bench, path: Path, command: str) -> None:
 # --- main ----------------------------------------------------------------------------------
 
 
+def _shadow_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if any(not 0 <= n <= len(SHADOW_POLICIES) for n in counts) or counts != sorted(counts):
+        raise argparse.ArgumentTypeError(
+            f"counts from 0 to {len(SHADOW_POLICIES)}, ascending (policies stay once made)"
+        )
+    return counts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     group = parser.add_mutually_exclusive_group()
@@ -1605,9 +1726,16 @@ def main(argv=None) -> int:
         "--only",
         type=lambda text: set(text.split(",")),
         default=set(),
-        help="run only these phases (queue,timeline,export,verify,gate,decide,race,sweep,"
-        "waiters); "
+        help="run only these phases (queue,timeline,export,verify,replay,gate,decide,race,"
+        "sweep,waiters); "
         "for profiling: bench/RESULTS.md is then left alone",
+    )
+    parser.add_argument(
+        "--shadow-policies",
+        type=_shadow_counts,
+        default=[len(SHADOW_POLICIES)],
+        help="shadow policies present in the gate phase (default 3); a list such as 0,3 runs "
+        "the phase once per count, back to back on the same server and data",
     )
     parser.add_argument(
         "--server",
@@ -1625,6 +1753,7 @@ def main(argv=None) -> int:
     atexit.register(CHILDREN.end_all)
     bench = Bench(mode, db, args.keep, args.only)
     bench.server_kind = args.server
+    bench.shadow_policies = args.shadow_policies
     try:
         code = bench.run()
         if mode != "smoke" and not args.only:

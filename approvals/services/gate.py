@@ -3,8 +3,9 @@
 Every agent step passes through here, so an allowed or blocked check is a handful of plain
 SQL statements and no ORM query compilation (bench/PROFILES.md measured the ORM version at
 five times the CPU of the same writes): the execution upserted, the check inserted with its
-answer (its idempotency key claimed by the same INSERT) and, in the same round trip, the audit
-event appended last, so the chain lock is held for one statement and the commit.
+answer and what the shadow policies would have answered (its idempotency key claimed by the
+same INSERT) and, in the same round trip, the audit event appended last, so the chain lock is
+held for one statement and the commit.
 """
 
 import hashlib
@@ -24,8 +25,10 @@ from approvals.serializers import approval_json
 from approvals.services.packets import packet_open
 from approvals.services.policies import (
     RULES_SQL,
+    facts_shadow_outcomes,
+    facts_verdict,
     packet_settings,
-    policy_verdict,
+    request_facts,
     rules_from_rows,
 )
 from approvals.snapshot import snapshot_hash
@@ -79,10 +82,10 @@ _CHECK_INSERT = """
 INSERT INTO approvals_gatecheck
        (id, service_account_id, execution_id, idempotency_key, request_hash, request, step_index,
         step_name, tool, side_effect, decision, reason, policy_name, policy_version, response,
-        created_at)
+        shadow, created_at)
 VALUES (%(id)s, %(account)s, %(execution)s, %(key)s, %(request_hash)s, %(request)s::jsonb,
         %(step)s, %(step_name)s, %(tool)s, %(side_effect)s, %(decision)s, %(reason)s,
-        %(policy_name)s, %(policy_version)s, %(response)s::jsonb, now())
+        %(policy_name)s, %(policy_version)s, %(response)s::jsonb, %(shadow)s::jsonb, now())
 ON CONFLICT (service_account_id, idempotency_key) DO NOTHING
 RETURNING id
 """
@@ -212,7 +215,10 @@ def _owner_prefix(owner: str) -> str | None:
 
 
 def _decide(service_account, request: GateRequest, canonical, request_hash, execution, rules):
-    verdict = policy_verdict(request, rules)
+    facts = request_facts(request)
+    verdict = facts_verdict(facts, rules)
+    # Shadow policies ride along in the check's own INSERT: no statement of their own.
+    shadows = facts_shadow_outcomes(facts, rules, verdict)
     rule = verdict.rule
     check_id = uuid.uuid4()
     policy = {"name": rule.name, "version": rule.version} if rule else None
@@ -259,6 +265,7 @@ def _decide(service_account, request: GateRequest, canonical, request_hash, exec
                 "policy_version": rule.version if rule else None,
                 # A packet's answer is known once the packet is; it is written then.
                 "response": None if waits else json.dumps(response),
+                "shadow": json.dumps([s.as_json() for s in shadows]) if shadows else None,
                 **event_parameters(event, timezone.now()),
             },
         )

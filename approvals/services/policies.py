@@ -10,7 +10,7 @@ from approvals.errors import ValidationFailed
 from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
-from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate
+from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate, shadow_outcomes
 from audit.models import AuditEvent
 from audit.services import record_event
 
@@ -42,6 +42,7 @@ def policy_document(policy: Policy) -> dict:
         "enabled": policy.enabled,
         "match": policy.match,
         "effect": policy.effect,
+        "mode": policy.mode,
     }
     return normalise({**document, **{key: getattr(policy, key) for key in SETTING_KEYS}})
 
@@ -64,7 +65,7 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
             policy = Policy(name=document["name"], version=1)
         else:
             policy.version += 1
-        for key in ("priority", "enabled", "match", "effect"):
+        for key in ("priority", "enabled", "match", "effect", "mode"):
             setattr(policy, key, document[key])
         for key in SETTING_KEYS:
             setattr(
@@ -80,6 +81,12 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
             data={"policy": policy.name, "version": policy.version, "document": document},
         )
     return policy, True
+
+
+def policy_promote(*, policy: Policy, actor: str) -> tuple[Policy, bool]:
+    """Switch a shadow policy to enforce: a new version and its policy.changed event, like any
+    other change. Promoting an enforced policy changes nothing."""
+    return policy_save(document={**policy_document(policy), "mode": "enforce"}, actor=actor)
 
 
 def policies_import(*, documents, actor: str) -> dict[str, int]:
@@ -104,7 +111,7 @@ def policies_import(*, documents, actor: str) -> dict[str, int]:
 
 # Read on every gate check: plain SQL, no query compilation (the gate sends it in the same
 # round trip as its first statement). Disabled rules come too: the dry run traces them.
-RULES_SQL = "SELECT name, priority, effect, version, match, enabled FROM approvals_policy"
+RULES_SQL = "SELECT name, priority, effect, version, match, enabled, mode FROM approvals_policy"
 
 
 def rules_from_rows(rows) -> list[Rule]:
@@ -116,9 +123,24 @@ def rules_from_rows(rows) -> list[Rule]:
             version=version,
             match=json.loads(match),  # Django has psycopg hand jsonb over as text
             enabled=enabled,
+            mode=mode,
         )
-        for name, priority, effect, version, match, enabled in rows
+        for name, priority, effect, version, match, enabled, mode in rows
     ]
+
+
+def rule_of_document(document: dict, *, version: int = 1) -> Rule:
+    """A validated policy document as the rule the gate would evaluate (replay, drafts)."""
+    document = normalise(document)
+    return Rule(
+        name=document["name"],
+        priority=document["priority"],
+        effect=document["effect"],
+        version=version,
+        match=document["match"],
+        enabled=document["enabled"],
+        mode=document["mode"],
+    )
 
 
 def policy_rules() -> list[Rule]:
@@ -128,9 +150,8 @@ def policy_rules() -> list[Rule]:
         return rules_from_rows(cursor.fetchall())
 
 
-def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Verdict:
-    """Which policy decides this gate request, and why: what the gate and the dry run both ask."""
-    facts = GateFacts(
+def request_facts(request: GateRequest) -> GateFacts:
+    return GateFacts(
         workflow=request.workflow,
         tool=request.tool,
         args=request.args,
@@ -138,9 +159,28 @@ def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Ver
         risk_score=request.risk_score,
         risk_labels=request.risk_labels,
     )
+
+
+def facts_verdict(facts: GateFacts, rules: list[Rule], *, explain: bool = False) -> Verdict:
+    """The gate's decision for these facts under these rules: the one evaluation everything
+    that answers or predicts a gate check calls (the gate, the dry run, replay)."""
+    return evaluate(
+        rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION, explain=explain
+    )
+
+
+def facts_shadow_outcomes(facts: GateFacts, rules: list[Rule], answer: Verdict):
+    """What each shadow rule would have answered instead of `answer`."""
+    return shadow_outcomes(
+        rules, facts, answer, default_decision=settings.GATEKEEPER_DEFAULT_DECISION
+    )
+
+
+def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Verdict:
+    """Which policy decides this gate request, and why, rule by rule: the dry run's question."""
     if rules is None:
         rules = policy_rules()
-    return evaluate(rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
+    return facts_verdict(request_facts(request), rules, explain=True)
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:

@@ -75,8 +75,26 @@ def test_export_writes_the_list_that_import_reads(db, tmp_path):
     _import(_write(tmp_path, [READS, PRIVILEGED]))
     exported = json.loads(_export())
     assert [document["name"] for document in exported] == ["privileged-iam", "reads"]
-    assert exported[0] == PRIVILEGED
-    assert exported[1] == {**READS, "enabled": True}
+    assert exported[0] == {**PRIVILEGED, "mode": "enforce"}
+    assert exported[1] == {**READS, "enabled": True, "mode": "enforce"}
+
+
+def test_mode_goes_out_and_comes_back_and_changing_it_is_a_version(db, tmp_path):
+    _import(_write(tmp_path, [{**READS, "mode": "shadow"}]))
+    assert Policy.objects.get().mode == "shadow"
+    exported = json.loads(_export())
+    assert exported[0]["mode"] == "shadow"
+    assert _import(_write(tmp_path, exported, "same.json")) == "created=0 updated=0 unchanged=1"
+    assert _import(_write(tmp_path, [READS], "enforced.json")) == "created=0 updated=1 unchanged=0"
+    policy = Policy.objects.get()
+    assert (policy.mode, policy.version) == ("enforce", 2)
+
+
+def test_an_unknown_mode_refuses_the_whole_file(db, tmp_path):
+    with pytest.raises(CommandError) as error:
+        _import(_write(tmp_path, [PRIVILEGED, {**READS, "mode": "dry"}]))
+    assert "entry reads, field mode: must be one of enforce, shadow" in str(error.value)
+    assert not Policy.objects.exists()
 
 
 def test_export_to_a_file_matches_export_to_stdout(db, tmp_path):
