@@ -10,6 +10,7 @@ from approvals.errors import ValidationFailed
 from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
+from approvals.policy_groups import unknown_group_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -53,9 +54,12 @@ def policies_export() -> list[dict]:
 def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
     """Create or update the policy named in a validated document; returns (policy, changed).
 
-    Saving what is already stored changes nothing: no new version, no audit event.
+    Saving what is already stored changes nothing: no new version, no audit event. A document
+    naming a group that does not exist is refused (ValidationFailed), whoever calls.
     """
     document = normalise(document)
+    if problems := unknown_group_problems([document]):
+        raise ValidationFailed.of(problems)
     with transaction.atomic():
         policy = Policy.objects.select_for_update().filter(name=document["name"]).first()
         if policy is not None and policy_document(policy) == document:
@@ -84,7 +88,7 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
 
 def policies_import(*, documents, actor: str) -> dict[str, int]:
     """Import a whole policy file, or nothing of it when any entry is wrong."""
-    problems = policy_file_problems(documents)
+    problems = policy_file_problems(documents) or unknown_group_problems(documents)
     if problems:
         raise ValidationFailed(
             "; ".join(
@@ -141,6 +145,26 @@ def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Ver
     if rules is None:
         rules = policy_rules()
     return evaluate(rules, facts, default_decision=settings.GATEKEEPER_DEFAULT_DECISION)
+
+
+def policy_verdicts_with_draft(request: GateRequest, draft: dict) -> tuple[Verdict, Verdict]:
+    """(stored, draft): the verdict of the stored policies, and of the same policies with a
+    draft document in place of the stored policy of its name (or added, when it is new).
+
+    One read of the rules for both; nothing is written.
+    """
+    rules = policy_rules()
+    stored = next((rule for rule in rules if rule.name == draft["name"]), None)
+    draft_rule = Rule(
+        name=draft["name"],
+        priority=draft.get("priority", 100),
+        effect=draft["effect"],
+        version=stored.version + 1 if stored is not None else 1,
+        match=draft.get("match", {}),
+        enabled=draft.get("enabled", True),
+    )
+    others = [rule for rule in rules if rule.name != draft["name"]]
+    return policy_verdict(request, rules), policy_verdict(request, [*others, draft_rule])
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:

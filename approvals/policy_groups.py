@@ -1,0 +1,81 @@
+"""Policies name only groups that exist (DESIGN section 2), and a named group stays.
+
+A policy routing to a group nobody is in leaves its packets for nobody to approve: every write
+of a policy refuses an unknown group, and deleting or renaming a group a policy names is refused
+here, at the model level, whatever path (admin, shell, a command) tries it.
+"""
+
+from django.contrib.auth.models import Group
+from django.db.models import Q
+from django.db.models.signals import pre_delete, pre_save
+
+from approvals.models import Policy
+
+GROUP_KEYS = ("approvers", "escalate_to")
+
+
+class GroupInUse(Exception):
+    """A group that policies name was about to be deleted or renamed."""
+
+    def __init__(self, group: str, policies: list[str], *, action: str):
+        self.group = group
+        self.policies = policies
+        super().__init__(in_use_message(group, policies, action=action))
+
+
+def in_use_message(group: str, policies: list[str], *, action: str) -> str:
+    return (
+        f"Cannot {action} group {group!r}: the policies {', '.join(policies)} route to it. "
+        "Point those policies at another group first."
+    )
+
+
+def unknown_group_problems(documents) -> list[dict]:
+    """The group names in these policy documents that name no existing group, in one query."""
+    named = [
+        (document, key, document[key])
+        for document in documents
+        if isinstance(document, dict)
+        for key in GROUP_KEYS
+        if isinstance(document.get(key), str) and document[key]
+    ]
+    if not named:
+        return []
+    names = {name for _, _, name in named}
+    existing = set(Group.objects.filter(name__in=names).values_list("name", flat=True))
+    return [
+        {
+            "entry": document.get("name") or None,
+            "field": key,
+            "message": f"names no existing group {name!r}; create the group first",
+        }
+        for document, key, name in named
+        if name not in existing
+    ]
+
+
+def policies_naming_group(name: str) -> list[str]:
+    """The names of the policies that route to a group, as approvers or escalation."""
+    return list(
+        Policy.objects.filter(Q(approvers=name) | Q(escalate_to=name))
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+
+
+def refuse_deleting_a_named_group(sender, instance: Group, **kwargs) -> None:
+    if policies := policies_naming_group(instance.name):
+        raise GroupInUse(instance.name, policies, action="delete")
+
+
+def refuse_renaming_a_named_group(sender, instance: Group, raw=False, **kwargs) -> None:
+    if raw or instance.pk is None:
+        return
+    old = Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    if old is not None and old != instance.name and (policies := policies_naming_group(old)):
+        raise GroupInUse(old, policies, action="rename")
+
+
+def connect() -> None:
+    pre_delete.connect(refuse_deleting_a_named_group, sender=Group, dispatch_uid="policy_groups")
+    pre_save.connect(refuse_renaming_a_named_group, sender=Group, dispatch_uid="policy_groups")
