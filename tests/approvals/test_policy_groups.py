@@ -108,9 +108,9 @@ def test_the_model_clean_refuses_an_unknown_group(groups):
 
 def test_deleting_a_group_a_policy_names_is_refused_in_code(payouts, groups):
     # A delete runs in a transaction of its own, which the refusal rolls back.
-    with pytest.raises(GroupInUse, match="Cannot delete group 'finance-leads': the policies "):
-        with transaction.atomic():
-            groups["finance-leads"].delete()
+    refused = "Cannot delete group 'finance-leads': the policies "
+    with pytest.raises(GroupInUse, match=refused), transaction.atomic():
+        groups["finance-leads"].delete()
     with pytest.raises(GroupInUse), transaction.atomic():
         Group.objects.filter(name="finance-approvers").delete()
 
