@@ -114,7 +114,16 @@ class PolicyAdmin(admin.ModelAdmin):
             ),
         ]
         if obj is not None:
-            fieldsets.append(("Versions", {"fields": ("version", "match_json", "version_history")}))
+            fieldsets.append(
+                (
+                    "Versions",
+                    {
+                        # Folded (a <details>, no script needed): the editor comes first.
+                        "classes": ["collapse"],
+                        "fields": ("version", "match_json", "version_history"),
+                    },
+                )
+            )
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
