@@ -23,8 +23,9 @@ from approvals.models import Policy, ServiceAccount
 from approvals.policy_documents import SETTING_KEYS, policy_problems
 from gatekeeper.outbound import url_problem
 
-POLICY_FIELDS = ("name", "priority", "enabled", "match", "effect", *SETTING_KEYS)
-# "match.conditions[0].op" belongs to the form field "match".
+# The match is edited as fields and condition rows (admin_match), not as the model's JSON.
+POLICY_FIELDS = ("name", "priority", "enabled", "effect", *SETTING_KEYS)
+# "required_approvals" and "match.tool" name the form fields "required_approvals", "match_tool".
 _TOP_FIELD = re.compile(r"[^.\[]+")
 
 
@@ -47,7 +48,7 @@ def setting_defaults() -> dict[str, str]:
     """
 
     def source(name: str, value) -> str:
-        shown = {True: "yes", False: "no"}.get(value, value) if isinstance(value, bool) else value
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
         return f"default ({shown}, from GATEKEEPER_DEFAULT_{name})"
 
     remind = settings.GATEKEEPER_DEFAULT_REMIND_BEFORE_SECONDS
@@ -88,7 +89,7 @@ class PolicyForm(MatchFieldsMixin, forms.ModelForm):
 
     class Meta:
         model = Policy
-        fields = tuple(field for field in POLICY_FIELDS if field != "match")
+        fields = POLICY_FIELDS
         widgets = {
             "forbid_self_approval": DefaultedNullBooleanSelect(""),
             "allow_edit": DefaultedNullBooleanSelect(""),

@@ -69,7 +69,7 @@ class ConditionForm(forms.Form):
         for field, message in match_problems({"conditions": [condition]}):
             key = field.rsplit(".", 1)[-1]
             self.add_error(key if key in self.fields else None, message)
-        # "\\ud800" reads as a lone surrogate, which jsonb refuses: a form error, not a 500.
+        # The JSON text "\ud800" is a lone surrogate, which jsonb refuses: an error, not a 500.
         if problems := json_problems(condition.get("value")):
             self.add_error("value", problems[0]["message"])
         return cleaned
@@ -102,21 +102,20 @@ def conditions_initial(match: dict) -> list[dict]:
     ]
 
 
+def _glob_field(label: str, example: str, everything: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=200,
+        help_text=f"A shell-style glob such as {example} ; empty matches {everything}.",
+    )
+
+
 class MatchFieldsMixin(forms.Form):
     """The match keys other than conditions, as form fields of the policy form."""
 
-    match_workflow = forms.CharField(
-        label="Workflow",
-        required=False,
-        max_length=200,
-        help_text="A shell-style glob such as hr-* ; empty matches every workflow.",
-    )
-    match_tool = forms.CharField(
-        label="Tool",
-        required=False,
-        max_length=200,
-        help_text="A shell-style glob such as iam.* ; empty matches every tool.",
-    )
+    match_workflow = _glob_field("Workflow", "hr-*", "every workflow")
+    match_tool = _glob_field("Tool", "iam.*", "every tool")
     match_min_risk = forms.FloatField(
         label="Risk at least",
         required=False,
