@@ -140,6 +140,9 @@ class PolicyAdmin(admin.ModelAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form
+        context["has_editable"] = add or self.has_change_permission(request, obj)
+        if not context["has_editable"]:
+            return super().render_change_form(request, context, add, change, form_url, obj)
         draft = None
         if form.action in ("_dry_run", "_dry_run_use") and not form.errors:
             draft = form.policy_document()

@@ -128,15 +128,18 @@ class PolicyForm(MatchFieldsMixin, forms.ModelForm):
                 ),
             ]
             self.fields[key].help_text = "A group that exists (Authentication > Groups)."
+        # A view-only admin gets the form without the model's fields (all shown read-only).
         for key in ("forbid_self_approval", "allow_edit"):
-            self.fields[key].widget.choices[0] = ("unknown", defaults[key])
+            if key in self.fields:
+                self.fields[key].widget.choices[0] = ("unknown", defaults[key])
         for key in (
             "required_approvals",
             "fresh_for_seconds",
             "expires_after_seconds",
             "remind_before_seconds",
         ):
-            self.fields[key].help_text = f"Empty: {defaults[key]}."
+            if key in self.fields:
+                self.fields[key].help_text = f"Empty: {defaults[key]}."
 
     def is_valid(self) -> bool:
         # A redisplay (add a row, dry run) validates, to show problems, but never saves.

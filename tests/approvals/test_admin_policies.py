@@ -385,3 +385,19 @@ def test_policies_cannot_be_deleted_so_their_history_survives(admin_client, poli
 
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
     assert Policy.objects.filter(pk=policy.pk).exists()
+
+
+def test_a_view_only_admin_sees_the_policy_and_its_match_without_the_editor(client, policy):
+    from django.contrib.auth.models import Permission, User
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_policy"))
+    client.force_login(viewer)
+
+    response = client.get(change_url(policy))
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "&quot;workflow&quot;: &quot;hr-*&quot;" in content
+    assert 'name="_add_condition"' not in content
+    assert 'name="_dry_run"' not in content
