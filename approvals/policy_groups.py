@@ -6,6 +6,7 @@ here, at the model level, whatever path (admin, shell, a command) tries it.
 """
 
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.db.models import Q
 from django.db.models.signals import pre_delete, pre_save
 
@@ -30,8 +31,12 @@ def in_use_message(group: str, policies: list[str], *, action: str) -> str:
     )
 
 
-def unknown_group_problems(documents) -> list[dict]:
-    """The group names in these policy documents that name no existing group, in one query."""
+def unknown_group_problems(documents, *, lock: bool = False) -> list[dict]:
+    """The group names in these policy documents that name no existing group, in one query.
+
+    With lock (inside a transaction) the groups found stay locked until it ends, so a delete or
+    rename of one, which locks it first too, waits and then sees the policy that names it.
+    """
     named = [
         (document, key, document[key])
         for document in documents
@@ -42,7 +47,10 @@ def unknown_group_problems(documents) -> list[dict]:
     if not named:
         return []
     names = {name for _, _, name in named}
-    existing = set(Group.objects.filter(name__in=names).values_list("name", flat=True))
+    groups = Group.objects.filter(name__in=names)
+    if lock:
+        groups = groups.select_for_update()
+    existing = set(groups.values_list("name", flat=True))
     return [
         {
             "entry": document.get("name") or None,
@@ -64,6 +72,9 @@ def policies_naming_group(name: str) -> list[str]:
 
 
 def refuse_deleting_a_named_group(sender, instance: Group, **kwargs) -> None:
+    # Django sends pre_delete inside the delete's transaction: lock the group first, so this
+    # and policy_save's locked check are ordered and one sees the other's commit.
+    list(Group.objects.select_for_update().filter(pk=instance.pk).values_list("pk"))
     if policies := policies_naming_group(instance.name):
         raise GroupInUse(instance.name, policies, action="delete")
 
@@ -71,7 +82,11 @@ def refuse_deleting_a_named_group(sender, instance: Group, **kwargs) -> None:
 def refuse_renaming_a_named_group(sender, instance: Group, raw=False, **kwargs) -> None:
     if raw or instance.pk is None:
         return
-    old = Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    groups = Group.objects.filter(pk=instance.pk)
+    if connection.in_atomic_block:
+        # A save outside a transaction cannot lock (nor then race with a policy save for long).
+        groups = groups.select_for_update()
+    old = groups.values_list("name", flat=True).first()
     if old is not None and old != instance.name and (policies := policies_naming_group(old)):
         raise GroupInUse(old, policies, action="rename")
 

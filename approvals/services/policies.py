@@ -58,9 +58,9 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
     naming a group that does not exist is refused (ValidationFailed), whoever calls.
     """
     document = normalise(document)
-    if problems := unknown_group_problems([document]):
-        raise ValidationFailed.of(problems)
     with transaction.atomic():
+        if problems := unknown_group_problems([document], lock=True):
+            raise ValidationFailed.of(problems)
         policy = Policy.objects.select_for_update().filter(name=document["name"]).first()
         if policy is not None and policy_document(policy) == document:
             return policy, False
