@@ -22,8 +22,8 @@ def test_a_policy_save_racing_a_group_delete_never_leaves_a_policy_naming_no_gro
 
         results = race(
             [
-                lambda: policy_save(document=document, actor="test"),
-                lambda: Group.objects.filter(pk=group.pk).delete(),
+                lambda document=document: policy_save(document=document, actor="test"),
+                lambda pk=group.pk: Group.objects.filter(pk=pk).delete(),
             ]
         )
 
