@@ -52,7 +52,7 @@ class ConditionForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "amount or user.role", "size": 24}),
     )
     op = forms.ChoiceField(
-        required=False, choices=[("", "operator…"), *((op, OP_LABELS[op]) for op in OPS)]
+        required=False, choices=[("", "operator…"), *((op, OP_LABELS.get(op, op)) for op in OPS)]
     )
     value = forms.CharField(
         required=False,

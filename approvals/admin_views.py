@@ -72,10 +72,12 @@ def policy_dry_run(request, model_admin):
     """
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    initial = {}
+    data = request.POST or None
     if request.method != "POST" and "check" in request.GET:
-        initial["request"] = picked_request_text(request.GET["check"]) or ""
-    form = DryRunForm(request.POST or None, initial=initial)
+        # A picked check is evaluated at once: its request is what an agent really sent.
+        picked = picked_request_text(request.GET["check"])
+        data = {"request": picked} if picked is not None else None
+    form = DryRunForm(data)
     panel = dry_run_panel(form, search=request.GET.get("q", ""), page=request.GET.get("page"))
     context = {
         **model_admin.admin_site.each_context(request),

@@ -84,6 +84,8 @@ def test_picking_a_check_fills_the_request_with_what_the_agent_sent(admin_client
 
     text = response.context["form"]["request"].value()
     assert json.loads(text) == payout.request
+    assert response.context["verdict"].decision == "require_approval"
+    assert "Result" in response.content.decode()
     assert admin_client.get(DRY_RUN_URL, {"check": "not-a-uuid"}).status_code == 200
 
 
