@@ -120,7 +120,7 @@ class PolicyAdmin(admin.ModelAdmin):
                     {
                         # Folded (a <details>, no script needed): the editor comes first.
                         "classes": ["collapse"],
-                        "fields": ("version", "match_json", "version_history"),
+                        "fields": ("version", "version_history"),
                     },
                 )
             )
@@ -131,7 +131,7 @@ class PolicyAdmin(admin.ModelAdmin):
         # would create a second policy instead.
         if obj is None:
             return ()
-        return ("name", "version", "match_json", "version_history")
+        return ("name", "version", "version_history")
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         if request.method == "POST":
@@ -141,6 +141,10 @@ class PolicyAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         form = context["adminform"].form
         context["has_editable"] = add or self.has_change_permission(request, obj)
+        if context["has_editable"] and form.is_bound and not form.errors:
+            context["match_json"] = (pretty_json(form.policy_document()["match"]), "as drafted")
+        elif obj is not None:
+            context["match_json"] = (pretty_json(obj.match), "as stored")
         if not context["has_editable"]:
             return super().render_change_form(request, context, add, change, form_url, obj)
         draft = None
@@ -164,10 +168,6 @@ class PolicyAdmin(admin.ModelAdmin):
         _adopt(obj, saved)
         if change and not changed:
             self.message_user(request, "Nothing changed, so no new version.", messages.INFO)
-
-    @admin.display(description="match as JSON (as stored; import_policies reads the same)")
-    def match_json(self, policy: Policy) -> str:
-        return pretty_json(policy.match)
 
     @admin.display(description="version history (newest first)")
     def version_history(self, policy: Policy) -> str:

@@ -283,7 +283,10 @@ def test_add_a_condition_redisplays_the_form_with_one_more_empty_row_and_saves_n
     assert len(form.conditions.forms) == 3
     assert form.conditions.forms[0]["path"].value() == "amount"
     assert not form.errors
-    assert "Please correct" not in response.content.decode()
+    content = response.content.decode()
+    assert "Please correct" not in content
+    assert "This match as JSON (as drafted)" in content
+    assert "&quot;path&quot;: &quot;amount&quot;" in content
     assert not Policy.objects.exists()
 
 

@@ -99,6 +99,8 @@ def test_an_admin_drafts_a_policy_dry_runs_it_on_a_real_check_and_saves_it(
     # Back in the editor: the rows as saved, the JSON read-only beside them.
     page.goto(reverse("admin:approvals_policy_change", args=[saved.pk]))
     expect(_row(page, 2, "value")).to_have_value('["EUR", "USD"]')
+    expect(page.locator("#match-json")).to_contain_text("as stored")
+    expect(page.locator("#match-json pre")).to_contain_text('"op": "gt"')
     page.get_by_text("Versions").click()  # a folded <details>, opened without script
-    expect(page.locator(".field-match_json pre")).to_contain_text('"op": "gt"')
+    expect(page.locator(".field-version_history")).to_contain_text("user:root")
     browsing.expect_error(r"favicon\.ico")
