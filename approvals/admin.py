@@ -21,15 +21,24 @@ from guardian.admin import (
 )
 from guardian.shortcuts import get_perms_for_model
 
-from approvals import admin_outbox  # noqa: F401 - registers the deliveries and the user admin
+from approvals import (
+    admin_groups,  # noqa: F401 - registers the group admin
+    admin_outbox,  # noqa: F401 - registers the deliveries and the user admin
+)
 from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
+from approvals.admin_match import CONDITIONS_PREFIX, MAX_CONDITIONS
 from approvals.admin_policy_trials import (
     policy_promote_view,
     policy_replay,
     policy_shadow_report,
     promote_policies,
 )
-from approvals.admin_views import one_time_secrets, policy_dry_run
+from approvals.admin_views import (
+    dry_run_panel,
+    one_time_secrets,
+    picked_request_text,
+    policy_dry_run,
+)
 from approvals.models import (
     Execution,
     GateCheck,
@@ -52,6 +61,26 @@ from audit.jsontext import VisibleValuesListFilter, visible_column
 
 def _actor(request) -> str:
     return f"user:{request.user.get_username()}"
+
+
+def _with_form_action(data):
+    """The POST of the policy form, readied for the button pressed: one more condition row, or
+    the request of the gate check picked for the dry run. Saving takes the data as it is."""
+    if "_add_condition" in data:
+        data = data.copy()
+        key = f"{CONDITIONS_PREFIX}-TOTAL_FORMS"
+        data[key] = str(min(_int(data.get(key)) + 1, MAX_CONDITIONS))
+    elif "_dry_run_use" in data:
+        data = data.copy()
+        data["dry_run-request"] = picked_request_text(data["_dry_run_use"]) or ""
+    return data
+
+
+def _int(text) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _adopt(obj, saved) -> None:
@@ -106,26 +135,74 @@ class PolicyAdmin(admin.ModelAdmin):
     def promote(self, request, queryset):
         promote_policies(request, self, queryset.order_by("name"))
 
+    change_form_template = "admin/approvals/policy/change_form.html"
+
     def get_fieldsets(self, request, obj=None):
+        match_fields = ["match_workflow", "match_tool", "match_min_risk", "match_labels_any"]
         fieldsets = [
-            (None, {"fields": ("name", "priority", "enabled", "mode", "effect", "match")}),
+            (None, {"fields": ("name", "priority", "enabled", "mode", "effect")}),
+            (
+                "Match",
+                {
+                    "description": "Every key left empty matches anything. Conditions test "
+                    "values inside the action's args, one row each.",
+                    "fields": match_fields,
+                },
+            ),
             (
                 "Packet settings",
                 {
-                    "description": "Left empty, a setting takes its GATEKEEPER_DEFAULT_* value.",
+                    "description": "Left empty, a setting takes its GATEKEEPER_DEFAULT_* value, "
+                    "shown next to it.",
                     "fields": SETTING_KEYS,
                 },
             ),
         ]
         if obj is not None:
             fieldsets.append(("Trials", {"fields": ("trials",)}))
-            fieldsets.append(("Versions", {"fields": ("version", "version_history")}))
+            fieldsets.append(
+                (
+                    "Versions",
+                    {
+                        # Folded (a <details>, no script needed): the editor comes first.
+                        "classes": ["collapse"],
+                        "fields": ("version", "version_history"),
+                    },
+                )
+            )
         return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         # policy_save finds a policy by name (as import_policies does): renaming one here
         # would create a second policy instead.
-        return ("name", "version", "version_history", "trials") if obj is not None else ()
+        if obj is None:
+            return ()
+        return ("name", "version", "version_history", "trials")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST":
+            request.POST = _with_form_action(request.POST)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        form = context["adminform"].form
+        context["has_editable"] = add or self.has_change_permission(request, obj)
+        if context["has_editable"] and form.is_bound and not form.errors:
+            context["match_json"] = (pretty_json(form.policy_document()["match"]), "as drafted")
+        elif obj is not None:
+            context["match_json"] = (pretty_json(obj.match), "as stored")
+        if not context["has_editable"]:
+            return super().render_change_form(request, context, add, change, form_url, obj)
+        draft = None
+        if form.action in ("_dry_run", "_dry_run_use") and not form.errors:
+            draft = form.policy_document()
+        context["dry_run"] = dry_run_panel(
+            form.dry_run,
+            search=form.data.get("dry_run_q", "") if form.is_bound else "",
+            page=form.data.get("_dry_run_search") if form.is_bound else None,
+            draft=draft,
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_delete_permission(self, request, obj=None):
         # Deleting would drop the version history and write no policy.changed event;

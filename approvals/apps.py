@@ -11,3 +11,6 @@ class ApprovalsConfig(AppConfig):
         # Not imported from gatekeeper/__init__.py: manage.py's bootstrap imports that package
         # under any python3, before the virtualenv (and Celery) exists.
         import gatekeeper.celery  # noqa: F401
+        from approvals import policy_groups
+
+        policy_groups.connect()

@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -91,6 +92,15 @@ class Policy(models.Model):
 
     def __str__(self):
         return f"{self.name} v{self.version}"
+
+    def clean(self):
+        # Imported here: policy_groups reads this model.
+        from approvals.policy_groups import unknown_group_problems
+
+        document = {"name": self.name, "approvers": self.approvers, "escalate_to": self.escalate_to}
+        problems = unknown_group_problems([document])
+        if problems:
+            raise ValidationError({p["field"]: p["message"] for p in problems})
 
 
 class PolicyVersion(models.Model):

@@ -1,6 +1,7 @@
 """Reads: executions and their steps, shaped for the API and the pages."""
 
 from django.conf import settings
+from django.db.models import Q
 
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
@@ -70,3 +71,22 @@ def execution_detail(execution: Execution) -> dict:
         "record": record,
         "gaps": gaps,
     }
+
+
+def gate_checks_recent(*, search: str = "", page: int = 1, per_page: int = 10):
+    """Recent gate checks, newest first, for the admin dry run to pick one from: (rows, more).
+
+    Searched by thread, tool or workflow. One query: a page is per_page + 1 rows (the extra one
+    only says a next page exists), so no COUNT over the whole table.
+    """
+    checks = GateCheck.objects.select_related("execution").order_by("-created_at", "-id")
+    if search:
+        checks = checks.filter(
+            Q(execution__thread_id__icontains=search)
+            | Q(tool__icontains=search)
+            | Q(execution__workflow__icontains=search)
+        )
+    page = max(page, 1)
+    start = (page - 1) * per_page
+    rows = list(checks[start : start + per_page + 1])
+    return rows[:per_page], len(rows) > per_page

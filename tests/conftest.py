@@ -150,13 +150,26 @@ def gate(agent):
     return run
 
 
+def groups_named_by(*documents) -> None:
+    """Create the groups policy documents route to: a policy may name only existing groups."""
+    from django.contrib.auth.models import Group
+
+    for document in documents:
+        for key in ("approvers", "escalate_to"):
+            if document.get(key):
+                Group.objects.get_or_create(name=document[key])
+
+
 @pytest.fixture
 def policy(db):
-    """Save a policy through the service; keyword arguments are its document."""
+    """Save a policy through the service, its groups created first; keyword arguments are its
+    document."""
     from approvals.services.policies import policy_save
 
     def make(name="p", effect="require_approval", **document):
-        saved, _ = policy_save(document={"name": name, "effect": effect, **document}, actor="test")
+        document = {"name": name, "effect": effect, **document}
+        groups_named_by(document)
+        saved, _ = policy_save(document=document, actor="test")
         return saved
 
     return make

@@ -10,6 +10,7 @@ from approvals.errors import ValidationFailed
 from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
+from approvals.policy_groups import unknown_group_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate, shadow_outcomes
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -54,10 +55,13 @@ def policies_export() -> list[dict]:
 def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
     """Create or update the policy named in a validated document; returns (policy, changed).
 
-    Saving what is already stored changes nothing: no new version, no audit event.
+    Saving what is already stored changes nothing: no new version, no audit event. A document
+    naming a group that does not exist is refused (ValidationFailed), whoever calls.
     """
     document = normalise(document)
     with transaction.atomic():
+        if problems := unknown_group_problems([document], lock=True):
+            raise ValidationFailed.of(problems)
         policy = Policy.objects.select_for_update().filter(name=document["name"]).first()
         if policy is not None and policy_document(policy) == document:
             return policy, False
@@ -91,7 +95,7 @@ def policy_promote(*, policy: Policy, actor: str) -> tuple[Policy, bool]:
 
 def policies_import(*, documents, actor: str) -> dict[str, int]:
     """Import a whole policy file, or nothing of it when any entry is wrong."""
-    problems = policy_file_problems(documents)
+    problems = policy_file_problems(documents) or unknown_group_problems(documents)
     if problems:
         raise ValidationFailed(
             "; ".join(
@@ -181,6 +185,27 @@ def policy_verdict(request: GateRequest, rules: list[Rule] | None = None) -> Ver
     if rules is None:
         rules = policy_rules()
     return facts_verdict(request_facts(request), rules, explain=True)
+
+
+def policy_verdicts_with_draft(request: GateRequest, draft: dict) -> tuple[Verdict, Verdict]:
+    """(stored, draft): the verdict of the stored policies, and of the same policies with a
+    draft document in place of the stored policy of its name (or added, when it is new).
+
+    One read of the rules for both; nothing is written.
+    """
+    rules = policy_rules()
+    stored = next((rule for rule in rules if rule.name == draft["name"]), None)
+    draft_rule = Rule(
+        name=draft["name"],
+        priority=draft.get("priority", 100),
+        effect=draft["effect"],
+        version=stored.version + 1 if stored is not None else 1,
+        match=draft.get("match", {}),
+        enabled=draft.get("enabled", True),
+        # A draft is tried as if enforced, whatever mode it will be saved with.
+    )
+    others = [rule for rule in rules if rule.name != draft["name"]]
+    return policy_verdict(request, rules), policy_verdict(request, [*others, draft_rule])
 
 
 def packet_settings(policy: Policy | None) -> PacketSettings:

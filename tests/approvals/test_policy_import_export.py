@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from approvals.models import Policy, PolicyVersion
 from audit.models import AuditEvent
+from tests.conftest import groups_named_by
 
 PRIVILEGED = {
     "name": "privileged-iam",
@@ -32,6 +33,12 @@ PRIVILEGED = {
     "remind_before_seconds": 1800,
 }
 READS = {"name": "reads", "priority": 50, "match": {"tool": "*.read"}, "effect": "allow"}
+
+
+@pytest.fixture(autouse=True)
+def route_groups(db):
+    """The groups PRIVILEGED routes to: a policy may name only existing groups."""
+    groups_named_by(PRIVILEGED)
 
 
 def _write(tmp_path, content, name="policies.json"):

@@ -10,6 +10,7 @@ from approvals.models import PausePacket
 from approvals.services.policies import policies_import
 from approvals.services.review import packet_approve
 from tests.client.conftest import next_packet
+from tests.conftest import groups_named_by
 
 AGENT = Path(__file__).resolve().parents[2] / "examples" / "hr_onboarding_agent.py"
 
@@ -17,6 +18,7 @@ AGENT = Path(__file__).resolve().parents[2] / "examples" / "hr_onboarding_agent.
 def test_the_onboarding_agent_runs_every_step_once_reviewers_approve(
     live_server, gk_account, make_user, in_background
 ):
+    groups_named_by(*POLICIES)
     policies_import(documents=POLICIES, actor="test")
     alice = make_user("alice", "it-approvers", "reviewers")
     bob = make_user("bob", "it-approvers", "reviewers")

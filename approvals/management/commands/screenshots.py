@@ -8,13 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 from gatekeeper import bootstrap
 
 TEST = "tests/web/test_docs_screenshots.py"
-PICTURES = ("queue.png", "packet.png")
+PICTURES = ("queue.png", "packet.png", "policy-editor.png")
 
 
 class Command(BaseCommand):
     help = (
-        "Retake the README's screenshots (docs/queue.png, docs/packet.png): the demo data in a "
-        "test database, as a reviewer sees it in headless Chromium."
+        "Retake the README's screenshots (docs/queue.png, docs/packet.png, "
+        "docs/policy-editor.png): the demo data in a test database, as a reviewer and an admin "
+        "see it in headless Chromium."
     )
 
     def handle(self, *args, **options):

@@ -19,6 +19,7 @@ from approvals.models import OutboxMessage, PausePacket
 from approvals.services import outbox
 from approvals.services.policies import policies_import
 from approvals.services.service_accounts import service_account_create
+from tests.conftest import groups_named_by
 
 WORKFLOW = "hr-onboarding"
 POLICIES = [
@@ -63,6 +64,7 @@ class RunningRelay:
 def engine_setup(live_server, settings, make_user, tmp_path):
     """Policies, a reviewer `alice`, and `start_relay(handlers)` -> RunningRelay."""
     settings.GATEKEEPER_WEBHOOK_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
+    groups_named_by(*POLICIES)
     policies_import(documents=POLICIES, actor="test")
     relays = []
 

@@ -19,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from approvals.services.policies import policies_import
 from approvals.services.service_accounts import service_account_create
 from tests.client.conftest import agent_python, in_background  # noqa: F401 - shared fixtures
+from tests.conftest import groups_named_by
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream.py"
 WORKFLOW = "hr-onboarding"
@@ -37,6 +38,7 @@ POLICIES = [
 
 @pytest.fixture
 def account(live_server, db):
+    groups_named_by(*POLICIES)
     policies_import(documents=POLICIES, actor="test")
     Group.objects.get_or_create(name=OWNER)  # the owner the config names must exist (DESIGN 5)
     return service_account_create(name="mcp-gateway")
