@@ -128,8 +128,9 @@ async def run(options, url: str, token: str) -> int:
             result = await agent.run("onboard jdoe", conversation_id=options.thread_id)
         report(result)
         if isinstance(result.output, DeferredToolRequests):
+            messages = result.all_messages()
             state = {
-                "messages": ModelMessagesTypeAdapter.dump_python(result.all_messages(), mode="json"),
+                "messages": ModelMessagesTypeAdapter.dump_python(messages, mode="json"),
                 "requests": REQUESTS.dump_python(result.output, mode="json"),
             }
             saved.write_text(json.dumps(state))

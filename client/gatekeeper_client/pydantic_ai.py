@@ -133,7 +133,10 @@ class GatekeeperApprovals(AbstractCapability):
             context=self._context(step, checked),
             **self.options,
         )
-        verdict = await adecide(self.client, flow)
+        try:
+            verdict = await adecide(self.client, flow)
+        except ArgsNotApproved as error:  # recorded as failed: the tool did not run
+            return ToolDenied(str(error))
         if isinstance(verdict, Ran):
             return verdict.result
         if isinstance(verdict, Refused):
