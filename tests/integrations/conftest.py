@@ -30,11 +30,14 @@ def onboarding_policies(policy):
     policy("grants", approvers="reviewers", allow_edit=True, priority=2, match={"tool": "iam.*"})
 
 
-def run_example(name: str, live_server, token: str, *arguments: str) -> list[str]:
-    """Run examples/<name>_agent.py as an agent would; its output lines. It must exit 0."""
+def run_example(
+    name: str, live_server, token: str, *arguments: str, python=sys.executable
+) -> list[str]:
+    """Run examples/<name>_agent.py as an agent would (with `python`); its output lines. It
+    must exit 0."""
     env = {**os.environ, "GATEKEEPER_URL": live_server.url, "GATEKEEPER_TOKEN": token}
     run = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{name}_agent.py"), *arguments],
+        [str(python), str(EXAMPLES / f"{name}_agent.py"), *arguments],
         env=env,
         capture_output=True,
         text=True,
