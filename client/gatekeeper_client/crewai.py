@@ -21,6 +21,10 @@ among the gated calls of the run, with its tool and args, so running the same cr
 same thread (after a crash) replays each gate check, and a call recorded as landed is not run
 again.
 
+For Flows, `GatekeeperFeedback` is a `@human_feedback` provider: reviewers approve or reject
+a method's output in Gatekeeper instead of at the console, and a flow that must not wait is
+paused (`HumanFeedbackPending`) and resumed from the decision in any process.
+
 Offline (tests, examples), set CREWAI_DISABLE_TELEMETRY=true and OTEL_SDK_DISABLED=true.
 """
 
@@ -33,6 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 try:
+    from crewai.flow.async_feedback import HumanFeedbackPending
     from crewai.hooks import register_after_tool_call_hook, register_before_tool_call_hook
     from crewai.hooks.dispatch import HookAborted
     from crewai.hooks.tool_hooks import (
@@ -44,6 +49,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "gatekeeper_client.crewai needs CrewAI: pip install 'gatekeeper-client[crewai]'"
     ) from error
 
+from . import steps
 from .adapters import (
     AlreadyApplied,
     Ran,
@@ -51,12 +57,14 @@ from .adapters import (
     Step,
     ToolNames,
     decide,
+    decided,
     gate_call,
     gate_tool_name,
+    pause_payload,
     step_for,
 )
 
-__all__ = ["GatekeeperToolHook"]
+__all__ = ["GatekeeperFeedback", "GatekeeperToolHook"]
 
 
 class GatekeeperToolHook:
@@ -164,3 +172,79 @@ class GatekeeperToolHook:
         self.calls.append(call_id)
         tool = gate_tool_name(self.tool_names, name)
         return step_for(self.thread_id, call_id, self.calls, name, tool)
+
+
+class GatekeeperFeedback:
+    """A CrewAI Flow `@human_feedback(provider=...)` whose reviewers decide in Gatekeeper.
+
+    Each request is a gate check of the flow (thread: the flow's state id) for `tool`
+    (default `flow.<method>`) with the method's output as `{"output": ...}`. Allowed or
+    approved, the feedback is `approved`; refused, `rejected: <reason>`, or just `rejected`
+    when the method has `emit` (crewai 1.15 still has its `llm` classify that exact outcome).
+    `client` is a `GatekeeperClient`. `wait_timeout`: how long to wait (None: as long as it
+    takes); past it the flow pauses with `HumanFeedbackPending` (its
+    `callback_info` names the approval) and is resumed, once decided, with
+    `Flow.from_pending(flow_id).resume(provider.feedback_for(approval_id, emit))`.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        workflow: str,
+        tool: Callable[[str], str] | None = None,
+        wait_timeout: float | None = None,
+        approved: str = "approved",
+        rejected: str = "rejected",
+        **options: Any,
+    ):
+        self.client = client
+        self.workflow = workflow
+        self.tool = tool or (lambda method: f"flow.{method}")
+        self.wait_timeout = wait_timeout
+        self.approved = approved
+        self.rejected = rejected
+        self.options = options
+        self.requests: dict[str, list[str]] = {}  # flow id -> its feedback requests, in order
+
+    def request_feedback(self, context: Any, flow: Any) -> str:
+        seen = self.requests.setdefault(context.flow_id, [])
+        call_id = f"{len(seen)}-{context.method_name}"
+        seen.append(call_id)
+        tool = self.tool(context.method_name)
+        step = step_for(context.flow_id, call_id, seen, context.method_name, tool)
+        output = {"output": context._make_json_safe(context.method_output)}  # noqa: SLF001
+        flow_ = gate_call(
+            self.client,
+            lambda **args: None,  # the method already ran: approving it runs nothing
+            output,
+            step,
+            workflow=self.workflow,
+            wait_timeout=self.wait_timeout,
+            **self.options,
+        )
+        verdict = decide(self.client, flow_)
+        if isinstance(verdict, (Ran, AlreadyApplied)):
+            return self.approved
+        if isinstance(verdict, Refused):
+            return self._rejected(verdict.reason, context.emit)
+        raise HumanFeedbackPending(
+            context=context,
+            callback_info=pause_payload(step, verdict.approval),
+            message=f"waiting for reviewers in Gatekeeper: {verdict.approval.url}",
+        )
+
+    def feedback_for(self, approval_id: str, emit: list[str] | None = None) -> str | None:
+        """The feedback to resume a paused flow with, once reviewers decided; None before."""
+        follow = decided(
+            self.client, self.client.approval(approval_id), wait_timeout=0, **self.options
+        )
+        approval = self.client._drive(follow)  # noqa: SLF001 - the clients' way to run a flow
+        if approval is None:
+            return None
+        if approval.decision in ("allow", "skip"):
+            return self.approved
+        return self._rejected(steps.why_blocked(approval), emit)
+
+    def _rejected(self, reason: str, emit: list[str] | None) -> str:
+        return self.rejected if emit else f"{self.rejected}: {reason}"
