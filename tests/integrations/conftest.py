@@ -13,11 +13,19 @@ from django.utils import timezone
 
 from approvals.models import PausePacket
 from approvals.services.expiry import packets_expire_overdue
-from tests.client.conftest import gk, gk_account, in_background  # noqa: F401 - fixtures
+from approvals.services.review import packet_approve, packet_reconcile
+from tests.client.conftest import (  # noqa: F401 - gk, gk_account, in_background: fixtures
+    gk,
+    gk_account,
+    in_background,
+    next_packet,
+    stale_then_approve,
+)
 from tests.integrations.recording_tools import RecordingTools  # noqa: F401 - for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+STARTUP = 120  # seconds an example process may take to reach its first gate on a busy machine
 CONTRACT_LINES = (
     'RAN hr.lookup {"employee_id": 7}',
     'RAN iam.grant {"role": "admin", "user": "jdoe"}',
@@ -73,3 +81,21 @@ def expire(packet) -> None:
 
 def packets_of(thread_id: str) -> list:
     return list(PausePacket.objects.filter(execution__thread_id=thread_id).order_by("created_at"))
+
+
+def approve_after_refresh(thread_id: str, user, *, timeout=15) -> None:
+    """A reviewer approves the grant too late (back to re-review), then the refreshed one."""
+    next_packet(thread_id, timeout=timeout)
+    stale = stale_then_approve(thread_id, user)
+    packet_approve(packet_id=next_packet(thread_id, exclude=[stale.id], timeout=80).id, user=user)
+
+
+def reconcile_as_applied(thread_id: str, user, *, timeout=15) -> None:
+    """A reviewer approves the grant, then, the tool's outcome unknown, approves the check and
+    finds the write had happened."""
+    grant = next_packet(thread_id, timeout=timeout)
+    packet_approve(packet_id=grant.id, user=user)
+    check = next_packet(thread_id, exclude=[grant.id], timeout=80)  # was it done?
+    packet_approve(packet_id=check.id, user=user)
+    next_packet(thread_id, "reconciling", timeout=80)
+    packet_reconcile(packet_id=check.id, user=user, happened=True, comment="role is there")

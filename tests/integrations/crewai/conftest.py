@@ -52,6 +52,23 @@ def crewai_python() -> str:
     return str(python)
 
 
+def run_in_crewai(python: str, arguments: list, live_server, token: str, stdin=None) -> str:
+    """Run `python arguments` (.venv-crewai's) as an agent against the live server; its
+    stdout. It must exit 0."""
+    env = {**os.environ, "GATEKEEPER_URL": live_server.url, "GATEKEEPER_TOKEN": token}
+    run = subprocess.run(
+        [python, *arguments],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
 @pytest.fixture
 def offline(monkeypatch):
     """CrewAI's telemetry and trace export off, for the processes the test starts."""

@@ -3,14 +3,14 @@
 from approvals.models import GateCheck
 from approvals.services.review import packet_approve, packet_reject
 from tests.client.conftest import next_packet
-from tests.integrations.conftest import CONTRACT_LINES, packets_of, ran, run_example
+from tests.integrations.conftest import CONTRACT_LINES, STARTUP, packets_of, ran, run_example
 
 
 def test_the_crew_runs_the_reviewers_edited_grant_once_and_a_rerun_runs_nothing(
     live_server, gk_account, onboarding_policies, alice, in_background, crewai_python, offline
 ):
     def review():
-        packet = next_packet("cr-approve", timeout=120)
+        packet = next_packet("cr-approve", timeout=STARTUP)
         assert (packet.step_index, packet.step_name, packet.tool) == (1, "iam_grant", "iam.grant")
         packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "dev"})
 
@@ -31,7 +31,7 @@ def test_a_rejected_grant_reaches_the_agent_as_a_refused_call_and_the_crew_finis
 ):
     in_background(
         lambda: packet_reject(
-            packet_id=next_packet("cr-reject", timeout=120).id, user=bob, comment="not admin"
+            packet_id=next_packet("cr-reject", timeout=STARTUP).id, user=bob, comment="not admin"
         )
     )
     thread = ("--thread-id", "cr-reject")

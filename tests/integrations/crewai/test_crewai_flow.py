@@ -1,34 +1,25 @@
 """GatekeeperFeedback as a CrewAI Flow's @human_feedback provider, in .venv-crewai."""
 
-import os
-import subprocess
 from pathlib import Path
 
 from approvals.services.review import packet_approve, packet_reject
 from tests.client.conftest import next_packet
+from tests.integrations.conftest import STARTUP
+from tests.integrations.crewai.conftest import run_in_crewai
 
 DRIVER = Path(__file__).with_name("flow_driver.py")
 
 
 def run_flow(live_server, token, python, *arguments) -> list[str]:
-    env = {**os.environ, "GATEKEEPER_URL": live_server.url, "GATEKEEPER_TOKEN": token}
-    run = subprocess.run(
-        [python, str(DRIVER), *arguments],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return [line for line in run.stdout.splitlines() if line.startswith(("FEEDBACK", "PAUSED"))]
+    stdout = run_in_crewai(python, [str(DRIVER), *arguments], live_server, token)
+    return [line for line in stdout.splitlines() if line.startswith(("FEEDBACK", "PAUSED"))]
 
 
 def test_a_flow_waits_for_the_reviewer_and_hears_the_approval(
     live_server, gk_account, onboarding_policies, alice, in_background, crewai_python, offline
 ):
     def review():
-        packet = next_packet("cr-flow-wait", timeout=120)
+        packet = next_packet("cr-flow-wait", timeout=STARTUP)
         proposed = {"output": {"user": "jdoe", "role": "admin"}}
         assert (packet.step_name, packet.tool, packet.args) == ("propose", "iam.grant", proposed)
         packet_approve(packet_id=packet.id, user=alice)

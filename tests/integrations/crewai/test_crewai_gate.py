@@ -1,30 +1,26 @@
 """GatekeeperToolHook in a real crew (the example's, with recording tools), in .venv-crewai."""
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-from approvals.services.review import packet_approve, packet_reconcile
-from tests.client.conftest import next_packet, stale_then_approve
-from tests.integrations.conftest import expire, packets_of
+from approvals.services.review import packet_approve
+from tests.client.conftest import next_packet
+from tests.integrations.conftest import (
+    STARTUP,
+    approve_after_refresh,
+    expire,
+    packets_of,
+    reconcile_as_applied,
+)
+from tests.integrations.crewai.conftest import run_in_crewai
 
 DRIVER = Path(__file__).with_name("driver.py")
 GRANT = ("iam.grant", {"user": "jdoe", "role": "admin"})
 
 
 def run_crew(live_server, token, python, thread_id, *flags) -> dict:
-    env = {**os.environ, "GATEKEEPER_URL": live_server.url, "GATEKEEPER_TOKEN": token}
-    run = subprocess.run(
-        [python, str(DRIVER), "--thread-id", thread_id, *flags],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return json.loads(run.stdout.splitlines()[-1])
+    arguments = [str(DRIVER), "--thread-id", thread_id, *flags]
+    return json.loads(run_in_crewai(python, arguments, live_server, token).splitlines()[-1])
 
 
 def test_allowed_calls_run_and_a_blocked_one_is_refused_while_the_crew_goes_on(
@@ -47,7 +43,7 @@ def test_allowed_calls_run_and_a_blocked_one_is_refused_while_the_crew_goes_on(
 def test_an_expired_approval_is_a_refused_call(
     live_server, gk_account, onboarding_policies, in_background, crewai_python, offline
 ):
-    in_background(lambda: expire(next_packet("cr-expire", timeout=120)))
+    in_background(lambda: expire(next_packet("cr-expire", timeout=STARTUP)))
     run = run_crew(live_server, gk_account[1], crewai_python, "cr-expire")
     assert [call[0] for call in run["calls"]] == ["hr.lookup"]
     assert run["seen"][1].startswith("expired: ") and run["output"] == "onboarding done"
@@ -56,34 +52,16 @@ def test_an_expired_approval_is_a_refused_call(
 def test_a_stale_approval_is_refreshed_through_the_hook_then_approved(
     live_server, gk_account, onboarding_policies, alice, in_background, crewai_python, offline
 ):
-    def review():
-        stale = stale_then_approve_later("cr-stale", alice)
-        fresh = next_packet("cr-stale", exclude=[stale.id], timeout=80)
-        packet_approve(packet_id=fresh.id, user=alice)
-
-    in_background(review)
+    in_background(lambda: approve_after_refresh("cr-stale", alice, timeout=STARTUP))
     run = run_crew(live_server, gk_account[1], crewai_python, "cr-stale", "--refresh")
     assert run["reads"] == 1 and run["calls"][1] == list(GRANT)
     assert [p.status for p in packets_of("cr-stale")] == ["superseded", "approved"]
 
 
-def stale_then_approve_later(thread_id, user):
-    next_packet(thread_id, timeout=120)  # the crew takes a while to start
-    return stale_then_approve(thread_id, user)
-
-
 def test_a_write_of_unknown_outcome_is_reconciled_and_never_run_again(
     live_server, gk_account, gk, onboarding_policies, alice, in_background, crewai_python, offline
 ):
-    def review():
-        grant = next_packet("cr-unknown", timeout=120)
-        packet_approve(packet_id=grant.id, user=alice)
-        check = next_packet("cr-unknown", exclude=[grant.id], timeout=80)  # was it done?
-        packet_approve(packet_id=check.id, user=alice)
-        next_packet("cr-unknown", "reconciling", timeout=80)
-        packet_reconcile(packet_id=check.id, user=alice, happened=True, comment="role is there")
-
-    in_background(review)
+    in_background(lambda: reconcile_as_applied("cr-unknown", alice, timeout=STARTUP))
     run = run_crew(live_server, gk_account[1], crewai_python, "cr-unknown", "--grant-unknown")
     assert [call[0] for call in run["calls"]] == ["hr.lookup", "iam.grant"]
     assert "already applied" in run["seen"][1]

@@ -10,9 +10,16 @@ from pydantic_ai.messages import ToolReturnPart
 from pydantic_ai.tools import ToolApproved
 
 from approvals.models import GateCheck
-from approvals.services.review import packet_approve, packet_reconcile
-from tests.client.conftest import next_packet, stale_then_approve
-from tests.integrations.conftest import RecordingTools, expire, load_example, packets_of
+from approvals.services.review import packet_approve
+from tests.client.conftest import next_packet
+from tests.integrations.conftest import (
+    RecordingTools,
+    approve_after_refresh,
+    expire,
+    load_example,
+    packets_of,
+    reconcile_as_applied,
+)
 
 example = load_example("pydantic_ai")
 
@@ -95,12 +102,7 @@ def test_a_stale_approval_is_refreshed_through_the_hook_then_approved(
         reads.append(1)
         return {"employee_record": {"id": 7, "title": "Engineer"}}
 
-    def review():
-        stale = stale_then_approve("pa-stale", alice)  # approved too late: back to re-review
-        fresh = next_packet("pa-stale", exclude=[stale.id], timeout=80)
-        packet_approve(packet_id=fresh.id, user=alice)
-
-    in_background(review)
+    in_background(lambda: approve_after_refresh("pa-stale", alice))
     tools = Tools()
     run_agent(live_server, gk_account[1], "pa-stale", tools, refresh_context=read_again)
     assert reads == [1]
@@ -111,15 +113,7 @@ def test_a_stale_approval_is_refreshed_through_the_hook_then_approved(
 def test_a_write_of_unknown_outcome_is_reconciled_and_never_run_again(
     live_server, gk_account, gk, onboarding_policies, alice, in_background
 ):
-    def review():
-        grant = next_packet("pa-unknown")
-        packet_approve(packet_id=grant.id, user=alice)
-        check = next_packet("pa-unknown", exclude=[grant.id], timeout=80)  # was it done?
-        packet_approve(packet_id=check.id, user=alice)
-        next_packet("pa-unknown", "reconciling", timeout=80)
-        packet_reconcile(packet_id=check.id, user=alice, happened=True, comment="role is there")
-
-    in_background(review)
+    in_background(lambda: reconcile_as_applied("pa-unknown", alice))
     tools = Tools(grant_error=OutcomeUnknown("IAM timed out"))
     result = run_agent(live_server, gk_account[1], "pa-unknown", tools)
     assert [call[0] for call in tools.calls] == ["hr.lookup", "iam.grant"]
