@@ -128,7 +128,9 @@ class GatekeeperApprovals(AbstractCapability):
             checked,
             step,
             workflow=self.workflow,
-            wait_timeout=0,
+            # Pydantic AI asks the handler once per call and run: once approved, a reconcile
+            # (after OutcomeUnknown) is waited on here, or deferred again when not waiting.
+            wait_timeout=self.wait_timeout if ctx.tool_call_approved else 0,
             rerun=ctx.tool_call_approved,
             context=self._context(step, checked),
             **self.options,
@@ -143,7 +145,7 @@ class GatekeeperApprovals(AbstractCapability):
             return ToolDenied(verdict.reason)
         if isinstance(verdict, AlreadyApplied):
             return verdict.message
-        # Still open (a resumed run approved it early, or a reconcile): defer it again.
+        # Still open (approved early by the caller, or a reconcile not waited on): defer again.
         raise ApprovalRequired(metadata=_deferral(step, verdict.approval, checked))
 
     async def handle_deferred_tool_calls(self, ctx: Any, *, requests: DeferredToolRequests):
