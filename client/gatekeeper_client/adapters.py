@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any, Union
 from . import calls, steps
 from .bodies import MAX_KEY
 from .errors import Blocked, NotFound, OutcomeUnknown, StillWaiting
-from .models import Approval, Skipped
+from .models import Approval, GateDecision, Skipped
 
 if TYPE_CHECKING:
     from .base import ClientBase
     from .effects import Flow
+
+CHECK_OPTIONS = ("risk", "owner", "parent_thread_id", "on_behalf_of")  # run_step's, in the check
 
 # How a framework's tool name becomes the gate's `tool`: a mapping (names not in it pass
 # unchanged) or a function. Model APIs allow no dots, so `iam_grant` may stand for `iam.grant`.
@@ -170,6 +172,56 @@ def _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options)
     if isinstance(result, Skipped):
         return reconciled_as_applied(result.approval)
     return Ran(result)
+
+
+def check_step(
+    client: ClientBase,
+    step: Step,
+    args: Mapping[str, Any],
+    *,
+    workflow: str,
+    context: Any = None,
+    **options: Any,
+) -> Flow[GateDecision]:
+    """The very gate check `gate_call` sends for `step`, so each replays the other's answer.
+
+    For frameworks that ask "does this call need approval?" before they run it (the Agents
+    SDK's `needs_approval`, Pydantic AI's deferred tools). `options` are `gate_call`'s.
+    """
+    return (
+        yield from calls.check(
+            client,
+            step.thread_id,
+            workflow,
+            step.index,
+            step.name,
+            step.tool,
+            args,
+            context=context,
+            idempotency_key=step.idempotency_key,
+            **{name: value for name, value in options.items() if name in CHECK_OPTIONS},
+        )
+    )
+
+
+def decided(
+    client: ClientBase, approval: Approval, *, wait_timeout: float | None, **options: Any
+) -> Flow[Approval | None]:
+    """`approval` once reviewers decided it, or None while it is still open after `wait_timeout`
+    (0: do not wait; None: as long as it takes). A stale approval is refreshed through
+    `options`' `refresh_context`, and a superseded one followed, as `gate_call` does."""
+    try:
+        return (
+            yield from steps._decided(  # noqa: SLF001 - the one way approvals are followed
+                client,
+                approval,
+                options.get("refresh_context"),
+                wait_timeout,
+                options.get("on_update"),
+            )
+        )
+    except StillWaiting:
+        return None
 
 
 def reconciled_as_applied(approval: Approval) -> AlreadyApplied:

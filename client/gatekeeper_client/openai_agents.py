@@ -41,7 +41,7 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "pip install 'gatekeeper-client[openai-agents]'"
     ) from error
 
-from . import calls, steps
+from . import steps
 from .adapters import (
     AlreadyApplied,
     Ran,
@@ -49,6 +49,8 @@ from .adapters import (
     Step,
     ToolNames,
     adecide,
+    check_step,
+    decided,
     gate_call,
     gate_tool_name,
     reconciled_as_applied,
@@ -59,7 +61,6 @@ from .errors import StillWaiting
 __all__ = ["GatekeeperApprovals"]
 
 CALLS_KEY = "gatekeeper_calls"  # the run context's list of gated call ids, in order
-CHECK_OPTIONS = ("risk", "owner", "parent_thread_id", "on_behalf_of")  # run_step's, in the check
 
 
 class GatekeeperApprovals:
@@ -159,17 +160,10 @@ class GatekeeperApprovals:
             decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
             if decision.approval is None:  # not gated for approval: nothing to answer
                 continue
-            try:
-                approval = await self.client._drive(  # noqa: SLF001
-                    steps._decided(  # noqa: SLF001 - the one way approvals are followed
-                        self.client,
-                        decision.approval,
-                        self.options.get("refresh_context"),
-                        wait_timeout,
-                        self.options.get("on_update"),
-                    )
-                )
-            except StillWaiting:
+            approval = await self.client._drive(  # noqa: SLF001
+                decided(self.client, decision.approval, wait_timeout=wait_timeout, **self.options)
+            )
+            if approval is None:
                 still_open.append(item)
                 continue
             if approval.decision == "allow":
@@ -213,16 +207,7 @@ class GatekeeperApprovals:
         return self.context(step.tool, args) if self.context else None
 
     def _check(self, step: Step, args: dict):
-        # The very request run_step sends for the step, so each replays the other's answer.
-        return calls.check(
-            self.client,
-            step.thread_id,
-            self.workflow,
-            step.index,
-            step.name,
-            step.tool,
-            args,
-            context=self._context(step, args),
-            idempotency_key=step.idempotency_key,
-            **{k: v for k, v in self.options.items() if k in CHECK_OPTIONS},
+        context = self._context(step, args)
+        return check_step(
+            self.client, step, args, workflow=self.workflow, context=context, **self.options
         )

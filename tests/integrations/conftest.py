@@ -13,10 +13,19 @@ from django.utils import timezone
 
 from approvals.models import PausePacket
 from approvals.services.expiry import packets_expire_overdue
-from tests.client.conftest import gk, gk_account, in_background  # noqa: F401 - fixtures
+from approvals.services.review import packet_approve, packet_reconcile
+from tests.client.conftest import (  # noqa: F401 - gk, gk_account, in_background: fixtures
+    gk,
+    gk_account,
+    in_background,
+    next_packet,
+    stale_then_approve,
+)
+from tests.integrations.recording_tools import RecordingTools  # noqa: F401 - for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+STARTUP = 120  # seconds an example process may take to reach its first gate on a busy machine
 CONTRACT_LINES = (
     'RAN hr.lookup {"employee_id": 7}',
     'RAN iam.grant {"role": "admin", "user": "jdoe"}',
@@ -30,11 +39,14 @@ def onboarding_policies(policy):
     policy("grants", approvers="reviewers", allow_edit=True, priority=2, match={"tool": "iam.*"})
 
 
-def run_example(name: str, live_server, token: str, *arguments: str) -> list[str]:
-    """Run examples/<name>_agent.py as an agent would; its output lines. It must exit 0."""
+def run_example(
+    name: str, live_server, token: str, *arguments: str, python=sys.executable
+) -> list[str]:
+    """Run examples/<name>_agent.py as an agent would (with `python`); its output lines. It
+    must exit 0."""
     env = {**os.environ, "GATEKEEPER_URL": live_server.url, "GATEKEEPER_TOKEN": token}
     run = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{name}_agent.py"), *arguments],
+        [str(python), str(EXAMPLES / f"{name}_agent.py"), *arguments],
         env=env,
         capture_output=True,
         text=True,
@@ -71,26 +83,19 @@ def packets_of(thread_id: str) -> list:
     return list(PausePacket.objects.filter(execution__thread_id=thread_id).order_by("created_at"))
 
 
-class RecordingTools:
-    """hr_lookup and iam_grant made into a framework's tools by `decorate` (LangChain's `tool`,
-    the Agents SDK's `function_tool`), recording the args they ran with; `grant_error` is
-    raised once by the grant."""
+def approve_after_refresh(thread_id: str, user, *, timeout=15) -> None:
+    """A reviewer approves the grant too late (back to re-review), then the refreshed one."""
+    next_packet(thread_id, timeout=timeout)
+    stale = stale_then_approve(thread_id, user)
+    packet_approve(packet_id=next_packet(thread_id, exclude=[stale.id], timeout=80).id, user=user)
 
-    def __init__(self, decorate, *, lookup_answer: str, grant_error=None):
-        self.calls = []
-        self.grant_error = grant_error
 
-        def hr_lookup(employee_id: int) -> str:
-            """Look an employee up."""
-            self.calls.append(("hr.lookup", {"employee_id": employee_id}))
-            return lookup_answer
-
-        def iam_grant(user: str, role: str) -> str:
-            """Grant a role."""
-            self.calls.append(("iam.grant", {"user": user, "role": role}))
-            if self.grant_error is not None:
-                error, self.grant_error = self.grant_error, None
-                raise error
-            return "granted"
-
-        self.tools = [decorate(hr_lookup), decorate(iam_grant)]
+def reconcile_as_applied(thread_id: str, user, *, timeout=15) -> None:
+    """A reviewer approves the grant, then, the tool's outcome unknown, approves the check and
+    finds the write had happened."""
+    grant = next_packet(thread_id, timeout=timeout)
+    packet_approve(packet_id=grant.id, user=user)
+    check = next_packet(thread_id, exclude=[grant.id], timeout=80)  # was it done?
+    packet_approve(packet_id=check.id, user=user)
+    next_packet(thread_id, "reconciling", timeout=80)
+    packet_reconcile(packet_id=check.id, user=user, happened=True, comment="role is there")

@@ -50,3 +50,35 @@ def test_the_openai_agents_snippet_waits_for_the_reviewer_and_grants(
     exec(snippet("OpenAI Agents SDK"), scope)  # noqa: S102 - the doc's own code
     assert scope["final_output"] == "jdoe is an admin"
     assert "granted admin to jdoe" in str(model.last_call.input)
+
+
+def test_the_pydantic_ai_snippet_waits_for_the_reviewer_and_grants(
+    live_server, gk_account, gk, onboarding_policies, alice, in_background, monkeypatch
+):
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-80").id, user=alice))
+    model = load_example("pydantic_ai").scripted_model(
+        [("iam_grant", {"user": "jdoe", "role": "admin"})]
+    )
+    scope = {"model": model}
+    exec(snippet("Pydantic AI"), scope)  # noqa: S102 - the doc's own code
+    assert scope["output"] == "onboarding done"
+    (grant,) = gk.execution("onboard-80")["steps"]
+    assert (grant["name"], grant["outcome"]) == ("iam_grant", "landed")
+
+
+def test_the_autogen_snippet_waits_for_the_reviewer_and_grants(
+    live_server, gk_account, gk, onboarding_policies, alice, in_background, monkeypatch
+):
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-82").id, user=alice))
+    model_client = load_example("autogen").scripted_model(
+        [("iam_grant", {"user": "jdoe", "role": "admin"})]
+    )
+    scope = {"model_client": model_client}
+    exec(snippet("AutoGen"), scope)  # noqa: S102 - the doc's own code
+    assert scope["result"].messages[-1].content == "granted admin to jdoe"
+    (grant,) = gk.execution("onboard-82")["steps"]
+    assert (grant["name"], grant["outcome"]) == ("iam_grant", "landed")

@@ -7,7 +7,7 @@ from django.db import connection
 from approvals.models import GateCheck
 from approvals.services.review import packet_approve, packet_reject
 from tests.client.conftest import next_packet
-from tests.integrations.conftest import CONTRACT_LINES, packets_of, ran, run_example
+from tests.integrations.conftest import CONTRACT_LINES, STARTUP, packets_of, ran, run_example
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def test_the_agent_runs_the_reviewers_edited_grant_once(
     live_server, gk_account, onboarding_policies, alice, in_background
 ):
     def review():
-        packet = next_packet("lg-approve")
+        packet = next_packet("lg-approve", timeout=STARTUP)
         assert (packet.step_index, packet.step_name, packet.tool) == (1, "iam_grant", "iam.grant")
         packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "dev"})
 
@@ -42,7 +42,9 @@ def test_a_rejected_grant_reaches_the_model_as_a_refused_call_and_the_run_finish
     live_server, gk_account, onboarding_policies, bob, in_background
 ):
     in_background(
-        lambda: packet_reject(packet_id=next_packet("lg-reject").id, user=bob, comment="not admin")
+        lambda: packet_reject(
+            packet_id=next_packet("lg-reject", timeout=STARTUP).id, user=bob, comment="not admin"
+        )
     )
     lines = run_example("langgraph", live_server, gk_account[1], "--thread-id", "lg-reject")
     assert lines == [CONTRACT_LINES[0], "DENIED iam.grant rejected by bob: not admin", "DONE"]

@@ -2,14 +2,14 @@
 
 from approvals.services.review import packet_approve, packet_reject
 from tests.client.conftest import next_packet
-from tests.integrations.conftest import CONTRACT_LINES, packets_of, ran, run_example
+from tests.integrations.conftest import CONTRACT_LINES, STARTUP, packets_of, ran, run_example
 
 
 def test_the_agent_runs_the_reviewers_edited_grant_once(
     live_server, gk_account, onboarding_policies, alice, in_background
 ):
     def review():
-        packet = next_packet("oa-approve")
+        packet = next_packet("oa-approve", timeout=STARTUP)
         assert (packet.step_index, packet.step_name, packet.tool) == (1, "iam_grant", "iam.grant")
         packet_approve(packet_id=packet.id, user=alice, edited_args={"user": "jdoe", "role": "dev"})
 
@@ -22,7 +22,9 @@ def test_a_rejected_grant_reaches_the_model_as_a_refused_call_and_the_run_finish
     live_server, gk_account, onboarding_policies, bob, in_background
 ):
     in_background(
-        lambda: packet_reject(packet_id=next_packet("oa-reject").id, user=bob, comment="not admin")
+        lambda: packet_reject(
+            packet_id=next_packet("oa-reject", timeout=STARTUP).id, user=bob, comment="not admin"
+        )
     )
     lines = run_example("openai_agents", live_server, gk_account[1], "--thread-id", "oa-reject")
     assert lines == [CONTRACT_LINES[0], "DENIED iam.grant rejected by bob: not admin", "DONE"]
