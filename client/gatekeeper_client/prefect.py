@@ -22,9 +22,9 @@ from prefect.flow_runs import resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from .errors import Expired
 from .models import Approval
-from .verdicts import STALE, Verdict, allowed_verdict, blocked_verdict, verdict_of
+from .verdicts import Verdict, allowed_verdict, blocked_verdict
+from .waits import settle
 
 ENGINE = "prefect"
 
@@ -72,20 +72,9 @@ def gate(
         return blocked_verdict(decision.reason, args)
     # A re-run replays the check's first answer: the approval as it was then. Read it now.
     approval = gk.approval(decision.approval.id)
-    while True:
-        if approval.status == "superseded" and approval.superseded_by:
-            approval = gk.approval(approval.superseded_by)  # refreshed by an earlier run
-        elif approval.status == STALE:
-            if refresh_context is None:
-                return verdict_of(approval.raw)
-            try:
-                approval = gk.refresh(approval.id, refresh_context())
-            except Expired:
-                return blocked_verdict("expired before its facts were read again", args)
-        elif not approval.is_open:
-            return verdict_of(approval.raw)
-        else:
-            approval = _suspended(approval, run_id, store, timeout)
+    while not isinstance(settled := settle(gk, approval, args, refresh_context), Verdict):
+        approval = _suspended(settled, run_id, store, timeout)
+    return settled
 
 
 def _suspended(approval: Approval, run_id: str, store: Any, timeout: int | None) -> Approval:

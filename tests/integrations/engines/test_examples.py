@@ -1,4 +1,4 @@
-"""examples/stepfunctions_agent.py and examples/temporal_agent.py keep DESIGN section 11's
+"""The engine examples (Step Functions, Temporal, Prefect, Dagster) keep DESIGN section 11's
 contract: RAN lines for the tools that run (approved args), DENIED for a refusal, then DONE."""
 
 import os
@@ -15,7 +15,12 @@ from approvals.models import PausePacket
 from approvals.services.review import packet_approve, packet_reject
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-EXAMPLE_FILES = ["stepfunctions_agent.py", "temporal_agent.py", "prefect_agent.py"]
+EXAMPLE_FILES = [
+    "stepfunctions_agent.py",
+    "temporal_agent.py",
+    "prefect_agent.py",
+    "dagster_agent.py",
+]
 CONTRACT = ("RAN ", "DENIED ", "DONE")
 LOOKUP = 'RAN hr.lookup {"employee_id": 7}'
 
