@@ -152,19 +152,6 @@ class Reasons:
             self.refused.append(verdict.reason)
 
 
-def long_poll_decisions(gk, handler, store, stop):
-    """Without a relay: wait on every approval the store records, then signal its decision."""
-    from gatekeeper_client.relay import wakes_engine
-
-    while not stop.is_set():
-        for approval_id, target in store.open_waits("stepfunctions"):
-            approval = gk.wait(approval_id, timeout=5, poll=5)
-            if wakes_engine(approval.raw):
-                handler.signal(target, approval.raw)
-                store.mark_signalled(approval_id, approval.status)
-        stop.wait(0.2)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--thread-id", default=f"onboard-{int(time.time())}")
@@ -174,7 +161,7 @@ def main() -> int:
         print("set GATEKEEPER_URL and GATEKEEPER_TOKEN", file=sys.stderr)
         return 2
     from gatekeeper_client import GatekeeperClient
-    from gatekeeper_client.relay import Relay, RelayStore, server
+    from gatekeeper_client.relay import Relay, RelayStore, long_poll, server
     from gatekeeper_client.stepfunctions import GateWorker, ToolWorker
 
     gk = GatekeeperClient(url, token)
@@ -190,7 +177,7 @@ def main() -> int:
         print(f"relay on http://127.0.0.1:{httpd.server_port}/", file=sys.stderr)
     else:
         threading.Thread(
-            target=long_poll_decisions, args=(gk, handler, store, stop), daemon=True
+            target=long_poll, args=(gk, store, "stepfunctions", handler, stop), daemon=True
         ).start()
     gates = GateWorker(gk, moto.sfn, moto.sqs, moto.gates, store)
     tools = ToolWorker(moto.sfn, moto.sqs, moto.tools, printing_tools())

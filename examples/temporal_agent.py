@@ -101,18 +101,11 @@ def temporal_cli() -> str:
 def long_poll_decisions(store, address: str, stop: threading.Event) -> None:
     """Without a relay: wait on each approval the store records, then send its decision."""
     from gatekeeper_client import GatekeeperClient
-    from gatekeeper_client.relay import wakes_engine
+    from gatekeeper_client.relay import long_poll
     from gatekeeper_client.temporal import TemporalHandler
 
     gk = GatekeeperClient(os.environ["GATEKEEPER_URL"], os.environ["GATEKEEPER_TOKEN"])
-    handler = TemporalHandler(address)
-    while not stop.is_set():
-        for approval_id, target in store.open_waits("temporal"):
-            approval = gk.wait(approval_id, timeout=5, poll=5)
-            if wakes_engine(approval.raw):
-                handler.signal(target, approval.raw)
-                store.mark_signalled(approval_id, approval.status)
-        stop.wait(0.2)
+    long_poll(gk, store, "temporal", TemporalHandler(address), stop)
 
 
 async def run(thread_id: str, store_path: str) -> int:

@@ -43,6 +43,7 @@ ENGINES = {
     "stepfunctions": "gatekeeper_client.stepfunctions:relay_handler",
     "temporal": "gatekeeper_client.temporal:relay_handler",
     "prefect": "gatekeeper_client.prefect:relay_handler",
+    "airflow": "gatekeeper_client.airflow:relay_handler",
 }
 
 
@@ -210,6 +211,29 @@ class Relay:
         if isinstance(callback, dict) and isinstance(callback.get("engine"), str):
             engine, target = callback["engine"], callback
         return engine, target, signalled
+
+
+def long_poll(
+    gk: Any,
+    store: RelayStore,
+    engine: str,
+    handler: EngineHandler,
+    stop: threading.Event,
+    *,
+    poll: int = 5,
+) -> None:
+    """Without webhooks (an account with no callback URL): wait on each approval `engine`'s
+    runs wait on, and signal what wakes them as the relay would, until `stop` is set."""
+    while not stop.is_set():
+        for approval_id, target in store.open_waits(engine):
+            approval = gk.wait(approval_id, timeout=poll, poll=poll, while_in=_QUIET)
+            if wakes_engine(approval.raw):
+                handler.signal(target, approval.raw)
+                store.mark_signalled(approval_id, approval.status, engine, target)
+        stop.wait(0.2)
+
+
+_QUIET = ("pending", "reconciling")  # a human is still at it: nothing to tell the run yet
 
 
 def server(relay: Relay, host: str = "127.0.0.1", port: int = 0) -> http.server.HTTPServer:

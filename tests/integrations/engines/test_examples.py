@@ -30,13 +30,13 @@ def any_pending():
     return PausePacket.objects.filter(status="pending").first()
 
 
-def review(thread_id, decide):
+def review(thread_id, decide, timeout=90):
     """A reviewer in another thread: decides the step's packet once it is pending."""
     errors = []
 
     def run():
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + timeout
             # Each test's database is its own: the one pending packet is this run's (Prefect's
             # thread is the flow run's id, not known here).
             while (packet := any_pending()) is None:
