@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from gatekeeper_client.relay import RelayStore
 
 from approvals.models import PausePacket
 from approvals.services.review import packet_approve, packet_reject
@@ -33,7 +34,11 @@ def run_airflow(engine_setup, live_server, airflow_python, tmp_path):
         # Airflow takes a while to start (its database, its in-process API): wait longer.
         reviewer, errors = review(thread_id, lambda packet: decide(packet, alice), timeout=300)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GATEKEEPER_"))}
-        env.update(GATEKEEPER_URL=live_server.url, GATEKEEPER_TOKEN=relay.token)
+        env.update(
+            GATEKEEPER_URL=live_server.url,
+            GATEKEEPER_TOKEN=relay.token,
+            GATEKEEPER_RELAY_STORE=str(tmp_path / "airflow-waits.sqlite"),
+        )
         output = tmp_path / f"{thread_id}.out"
         with output.open("w") as out:
             example = subprocess.Popen(
@@ -60,6 +65,16 @@ def run_airflow(engine_setup, live_server, airflow_python, tmp_path):
     return run
 
 
+def parked_on(store_path, approval_id):
+    """Wait until the gate task parked again, on `approval_id` (its notifier recorded it)."""
+    deadline = time.monotonic() + 120
+    while approval_id not in [
+        waiting for waiting, _ in RelayStore(store_path).open_waits("airflow")
+    ]:
+        assert time.monotonic() < deadline, f"the task did not park on {approval_id}"
+        time.sleep(0.2)
+
+
 def fresh_pending(stale_id):
     deadline = time.monotonic() + 120
     while True:
@@ -72,7 +87,7 @@ def fresh_pending(stale_id):
 
 
 def test_a_re_review_reads_the_facts_again_and_the_edited_approval_of_the_new_one_runs_once(
-    run_airflow,
+    run_airflow, tmp_path
 ):
     seen = {}
 
@@ -82,6 +97,7 @@ def test_a_re_review_reads_the_facts_again_and_the_edited_approval_of_the_new_on
         )
         packet_approve(packet_id=packet.id, user=alice)  # branch re_review: no decision yet
         fresh = fresh_pending(packet.id)
+        parked_on(tmp_path / "airflow-waits.sqlite", str(fresh.id))  # woken, refreshed, parked
         seen.update(stale=PausePacket.objects.get(id=packet.id), fresh=fresh)
         packet_approve(
             packet_id=fresh.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"}
