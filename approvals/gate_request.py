@@ -300,12 +300,14 @@ class RefreshRequest:
     context: tuple[ContextInput, ...]
     args: dict | None
     side_effect: str | None
+    callback: dict | None = None
 
 
 def parse_refresh_request(body: dict) -> RefreshRequest:
-    """POST /approvals/{id}/refresh: new context, and optionally new args or side effect."""
+    """POST /approvals/{id}/refresh: new context, and optionally new args, side effect or
+    callback (the run that now waits, when it is another than the stale approval's)."""
     errors = _Errors()
-    top = _object(errors, body, "body", {"context", "action"})
+    top = _object(errors, body, "body", {"context", "action", "callback"})
     if top.get("context") is None:
         errors.add("context", "is required")
     context = parse_context(errors, top.get("context"))
@@ -316,9 +318,10 @@ def parse_refresh_request(body: dict) -> RefreshRequest:
     side_effect = action.get("side_effect")
     if side_effect is not None:
         side_effect = parse_side_effect(errors, side_effect, "action.side_effect")
+    callback = _callback(errors, top.get("callback"))
     if errors.items:
         raise ValidationFailed.of(errors.items)
-    return RefreshRequest(context=context, args=args, side_effect=side_effect)
+    return RefreshRequest(context=context, args=args, side_effect=side_effect, callback=callback)
 
 
 OUTCOMES = ("landed", "not_landed", "indeterminate", "failed")

@@ -8,7 +8,9 @@ suspends the flow run (its process exits) until the decision resumes it. Without
 PREFECT_API_URL it starts Prefect's local test server (`prefect_test_harness`). It serves the
 flow from a runner process (`--serve`, as a deployment would) and long-polls decisions, or
 relays them when GATEKEEPER_WEBHOOK_SECRET is set (callback http://127.0.0.1:$GATEKEEPER_RELAY_PORT/).
-The flow run's id is the gate's thread: --thread-id names the flow run.
+The flow run's id is the gate's thread: --thread-id names the flow run. When a reviewer
+approves a step whose facts grew old (re-review), the flow reads them again (`hr_facts`) and
+asks again.
 """
 
 import argparse
@@ -37,6 +39,11 @@ def iam_grant(args: dict) -> dict:
     return {"granted": True}
 
 
+def hr_facts() -> dict:
+    """The step's facts, read again after a re-review: the employee record as it is now."""
+    return {"employee_record": {"employee_id": 7, "name": "J. Doe"}}
+
+
 @flow(name="onboarding", persist_result=True)
 def onboarding() -> dict:
     from gatekeeper_client import GatekeeperClient
@@ -50,7 +57,7 @@ def onboarding() -> dict:
             ("iam.grant", iam_grant, {"user": "jdoe", "role": "admin"}),
         ]
     ):
-        verdict = gate(gk, WORKFLOW, index, tool, args)
+        verdict = gate(gk, WORKFLOW, index, tool, args, refresh_context=hr_facts)
         if verdict.run:
             run(verdict.args)
         elif not verdict.skip:
@@ -67,6 +74,7 @@ def long_poll_decisions(stop: threading.Event) -> None:
     """Without a relay: wait on each suspended run's approval, then resume it."""
     from gatekeeper_client import GatekeeperClient
     from gatekeeper_client.prefect import PrefectHandler
+    from gatekeeper_client.relay import wakes_engine
     from prefect import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -86,7 +94,7 @@ def long_poll_decisions(stop: threading.Event) -> None:
         for run in suspended:
             key = (run.state.state_details.pause_key or "").removeprefix("gatekeeper-")
             approval = gk.wait(key, timeout=5, poll=5) if key else None
-            if approval is not None and not approval.is_open:
+            if approval is not None and wakes_engine(approval.raw):
                 handler.signal({"flow_run_id": str(run.id)}, approval.raw)
 
 

@@ -7,7 +7,9 @@ The state machine runs hr.lookup, then iam.grant, each after a gate state that s
 Step Functions on a task token (no thread waits). Offline it runs on moto's Step Functions
 (a local server, states executed for real). Decisions come back through `gatekeeper-relay`
 when GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
-http://127.0.0.1:$GATEKEEPER_RELAY_PORT/); otherwise this script long-polls them.
+http://127.0.0.1:$GATEKEEPER_RELAY_PORT/); otherwise this script long-polls them. When a
+reviewer approves a grant whose facts grew old (re-review), the execution reads them again
+(`hr.facts`) and asks again.
 """
 
 import argparse
@@ -24,17 +26,26 @@ INPUT = {"lookup": {"employee_id": 7}, "grant": {"user": "jdoe", "role": "admin"
 
 
 def definition(gates: str, tools: str) -> str:
-    """hr.lookup then iam.grant, each behind a gate; a refused grant ends in `Denied`."""
+    """hr.lookup then iam.grant, each behind a gate; a refused grant ends in `Denied`, a
+    re-reviewed one reads its facts again (`ReadFacts`) and asks again (`RefreshGrant`)."""
     from gatekeeper_client.stepfunctions import gate_state, tool_state
 
-    grant_gate = gate_state(
-        gates,
-        workflow=WORKFLOW,
-        step_index=1,
-        tool="iam.grant",
-        args_path="$.grant",
-        next_state="Grant",
-    )
+    def grant_gate(**refresh):
+        state = gate_state(
+            gates,
+            workflow=WORKFLOW,
+            step_index=1,
+            tool="iam.grant",
+            args_path="$.grant",
+            next_state="Grant",
+            **refresh,
+        )
+        state["Catch"] = [
+            {"ErrorEquals": ["Gatekeeper.Blocked"], "ResultPath": "$.denied", "Next": "Denied"},
+            {"ErrorEquals": ["Gatekeeper.ReReview"], "ResultPath": "$.stale", "Next": "ReadFacts"},
+        ]
+        return state
+
     states = {
         "GateLookup": gate_state(
             gates,
@@ -47,12 +58,15 @@ def definition(gates: str, tools: str) -> str:
         "Lookup": tool_state(
             tools, tool="hr.lookup", result_path="$.looked_up", next_state="GateGrant"
         ),
-        "GateGrant": {
-            **grant_gate,
-            "Catch": [
-                {"ErrorEquals": ["Gatekeeper.Blocked"], "ResultPath": "$.denied", "Next": "Denied"}
-            ],
-        },
+        "GateGrant": grant_gate(),
+        "ReadFacts": tool_state(
+            tools,
+            tool="hr.facts",
+            args_path="$.lookup",
+            result_path="$.facts",
+            next_state="RefreshGrant",
+        ),
+        "RefreshGrant": grant_gate(refresh=True, context_path="$.facts"),
         "Grant": tool_state(tools, tool="iam.grant", result_path="$.granted", next_state="Done"),
         "Denied": {"Type": "Succeed"},
         "Done": {"Type": "Succeed"},
@@ -104,6 +118,11 @@ class Moto:
         self.server.stop()
 
 
+def hr_facts(employee_id: int) -> dict:
+    """The grant's facts, read again after a re-review: the employee record as it is now."""
+    return {"employee_record": {"employee_id": employee_id, "name": "J. Doe"}}
+
+
 def printing_tools() -> dict:
     def tool(name):
         def run(**args):
@@ -112,7 +131,7 @@ def printing_tools() -> dict:
 
         return run
 
-    return {"hr.lookup": tool("hr.lookup"), "iam.grant": tool("iam.grant")}
+    return {"hr.lookup": tool("hr.lookup"), "iam.grant": tool("iam.grant"), "hr.facts": hr_facts}
 
 
 class Reasons:
@@ -129,19 +148,8 @@ class Reasons:
 
         verdict = verdict_of(approval)
         self.handler.signal(target, approval)
-        if not (verdict.run or verdict.skip):
+        if not (verdict.run or verdict.skip or verdict.stale):
             self.refused.append(verdict.reason)
-
-
-def long_poll_decisions(gk, handler, store, stop):
-    """Without a relay: wait on every approval the store records, then signal its decision."""
-    while not stop.is_set():
-        for approval_id, target in store.open_waits("stepfunctions"):
-            approval = gk.wait(approval_id, timeout=5, poll=5)
-            if not approval.is_open:
-                handler.signal(target, approval.raw)
-                store.mark_signalled(approval_id, approval.status)
-        stop.wait(0.2)
 
 
 def main() -> int:
@@ -153,7 +161,7 @@ def main() -> int:
         print("set GATEKEEPER_URL and GATEKEEPER_TOKEN", file=sys.stderr)
         return 2
     from gatekeeper_client import GatekeeperClient
-    from gatekeeper_client.relay import Relay, RelayStore, server
+    from gatekeeper_client.relay import Relay, RelayStore, long_poll, server
     from gatekeeper_client.stepfunctions import GateWorker, ToolWorker
 
     gk = GatekeeperClient(url, token)
@@ -169,7 +177,7 @@ def main() -> int:
         print(f"relay on http://127.0.0.1:{httpd.server_port}/", file=sys.stderr)
     else:
         threading.Thread(
-            target=long_poll_decisions, args=(gk, handler, store, stop), daemon=True
+            target=long_poll, args=(gk, store, "stepfunctions", handler, stop), daemon=True
         ).start()
     gates = GateWorker(gk, moto.sfn, moto.sqs, moto.gates, store)
     tools = ToolWorker(moto.sfn, moto.sqs, moto.tools, printing_tools())

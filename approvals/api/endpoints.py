@@ -232,6 +232,7 @@ def refresh(request, approval_id: ApprovalId):
         context=refreshed.context,
         args=refreshed.args,
         side_effect=refreshed.side_effect,
+        callback=refreshed.callback,
     )
     return Status(201, approval_json(fresh, votes=0))
 

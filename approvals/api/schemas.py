@@ -85,6 +85,11 @@ class RefreshActionIn(Strict):
 class RefreshIn(Strict):
     context: list[ContextIn]
     action: RefreshActionIn | None = None
+    callback: dict[str, Any] | None = Field(
+        default=None,
+        description="a new `callback` for the new approval (by default the stale one's), "
+        "at most 4096 bytes of JSON",
+    )
 
 
 class OutcomeIn(Strict):

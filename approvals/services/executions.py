@@ -155,9 +155,13 @@ def packet_refresh(
     context: tuple[ContextInput, ...],
     args: dict | None = None,
     side_effect: str | None = None,
+    callback: dict | None = None,
     now: datetime | None = None,
 ) -> PausePacket:
-    """Replace a stale packet by a new pending one with fresh context and new deadlines."""
+    """Replace a stale packet by a new pending one with fresh context and new deadlines.
+
+    The new packet keeps the stale one's `callback` unless another is given (a Step Functions
+    execution waits on a new task token)."""
     now = now or timezone.now()
     expired = False
     with transaction.atomic():
@@ -193,12 +197,14 @@ def packet_refresh(
                     f"approval is {packet.status} and its context is fresh until "
                     f"{packet.fresh_until.isoformat()}; only stale approvals are refreshed"
                 )
-            return _supersede(packet, context, args, side_effect, service_account, now)
+            return _supersede(packet, context, args, side_effect, callback, service_account, now)
     if expired:
         raise Expired("the approval expired before it was refreshed; gate the step again")
 
 
-def _supersede(packet, context, args, side_effect, service_account, now) -> PausePacket:
+def _supersede(
+    packet, context, args, side_effect, callback, service_account, now
+) -> PausePacket:
     close = packet_close(
         packet,
         status=PausePacket.Status.SUPERSEDED,
@@ -221,7 +227,7 @@ def _supersede(packet, context, args, side_effect, service_account, now) -> Paus
         packet_settings=PacketSettings.of_packet(packet),
         actor=service_account.actor,
         now=now,
-        callback=packet.callback,
+        callback=packet.callback if callback is None else callback,
     )
     packet.superseded_by = fresh
     packet.save(update_fields=["superseded_by"])

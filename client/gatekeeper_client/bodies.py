@@ -139,10 +139,16 @@ def dry_run_body(
 
 
 def refresh_body(
-    context: Context, args: Mapping[str, Any] | None, side_effect: str | None
+    context: Context,
+    args: Mapping[str, Any] | None,
+    side_effect: str | None,
+    callback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """POST /approvals/{id}/refresh's body: new context, and new args or side effect if given."""
+    """POST /approvals/{id}/refresh's body: new context, and new args, side effect or callback
+    if given."""
     body: dict[str, Any] = {"context": context_items(context)}
+    if callback is not None:
+        body["callback"] = dict(callback)
     action: dict[str, Any] = {}
     if args is not None:
         action["args"] = dict(args)

@@ -175,8 +175,12 @@ def refresh(
     context: Context,
     args: Mapping[str, Any] | None = None,
     side_effect: str | None = None,
+    callback: Mapping[str, Any] | None = None,
 ) -> Flow[Approval]:
     """New context (and optionally args) for a stale approval: returns the new approval.
+
+    It keeps the stale approval's `callback` unless `callback` names another (the run that
+    now waits on it, as a Step Functions task token changes).
 
     Only a `re_review` approval, or a `pending` one past `fresh_until`, can be refreshed
     (else `InvalidState`; `Expired` when its deadline passed). The old approval becomes
@@ -185,7 +189,9 @@ def refresh(
     """
     path = f"/approvals/{quote(approval_id)}/refresh"
     try:
-        data = yield from request(client, "POST", path, refresh_body(context, args, side_effect))
+        data = yield from request(
+            client, "POST", path, refresh_body(context, args, side_effect, callback)
+        )
     except AlreadyDecided:
         old = yield from approval(client, approval_id)
         if old.status == "superseded" and old.superseded_by:

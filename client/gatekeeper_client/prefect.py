@@ -8,18 +8,23 @@ waits. `gatekeeper-relay --engine prefect` resumes it with `resume_flow_run(...,
 are not run again), and `gate` then returns the decision. The flow must run from a deployment
 (`flow.serve()`, a worker) and persist its tasks' results, as Prefect requires to suspend.
 The thread is the flow run's id; the idempotency key the run and the step index.
+Re-review (approved, but the step's facts had changed or grown old) resumes the run too: `gate`
+calls its `refresh_context()` to read the facts again, hands them to the stale approval and
+suspends until the new one is decided; without `refresh_context` the step ends (`stale`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prefect.flow_runs import resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
-from .verdicts import Verdict, allowed_verdict, blocked_verdict, verdict_of
+from .models import Approval
+from .verdicts import Verdict, allowed_verdict, blocked_verdict
+from .waits import settle
 
 ENGINE = "prefect"
 
@@ -40,12 +45,14 @@ def gate(
     step_name: str | None = None,
     store: Any = None,
     timeout: int | None = 24 * 3600,
+    refresh_context: Callable[[], Any] | None = None,
     **options: Any,
 ) -> Verdict:
     """Ask; suspend the flow run until reviewers decide. `run` says whether the tool runs.
 
-    `store` (a relay's `RelayStore`) records the wait for long-polling; `options` are more
-    `check()` keywords (context, risk, owner...).
+    `store` (a relay's `RelayStore`) records the wait for long-polling; `refresh_context()`
+    reads the step's facts again after a re-review (a mapping or list, as `context`);
+    `options` are more `check()` keywords (context, risk, owner...).
     """
     run_id = str(flow_run.get_id())
     decision = gk.check(
@@ -63,17 +70,23 @@ def gate(
         return allowed_verdict(args, decision.reason)
     if decision.blocked:
         return blocked_verdict(decision.reason, args)
-    approval = decision.approval
+    # A re-run replays the check's first answer: the approval as it was then. Read it now.
+    approval = gk.approval(decision.approval.id)
+    while not isinstance(settled := settle(gk, approval, args, refresh_context), Verdict):
+        approval = _suspended(settled, run_id, store, timeout)
+    return settled
+
+
+def _suspended(approval: Approval, run_id: str, store: Any, timeout: int | None) -> Approval:
+    """Suspend the run until the relay resumes it with the approval's next state."""
     if store is not None:
         store.expect(approval.id, ENGINE, {"flow_run_id": run_id})
-    if not approval.is_open:
-        return verdict_of(approval.raw)
     answer = suspend_flow_run(
         wait_for_input=Decision, key=f"gatekeeper-{approval.id}", timeout=timeout
     )
     if answer.approval.get("id") != approval.id:  # only the approval this step asked for
         raise ValueError(f"resumed with approval {answer.approval.get('id')!r}, not {approval.id}")
-    return verdict_of(answer.approval)
+    return Approval.from_json(answer.approval)
 
 
 class PrefectHandler:

@@ -2,10 +2,12 @@
 
 An operator runs it next to the engine, with the service account's `callback_url` pointed at
 it. Every delivery is verified (`verify_webhook`: a bad signature is 401, skew or a replayed
-delivery id refused); an `approval.decided` event goes to the handler of the engine that asked
-for that approval, and the relay answers 2xx only once the handler says the engine accepted
-the signal, so Gatekeeper's outbox retries until it did. A decision already signalled is
-answered 200 and never signalled twice, whatever its delivery id.
+delivery id refused); an `approval.decided` event, or an `approval.updated` one that sends the
+approval back to review (`re_review`: the workflow must read its facts again and ask again),
+goes to the handler of the engine that asked for that approval, and the relay answers 2xx
+only once the handler says the engine accepted the signal, so Gatekeeper's outbox retries
+until it did. A decision already signalled is answered 200 and never signalled twice,
+whatever its delivery id.
 
 Which engine and which run an approval belongs to travels with it: the adapter sets the gate
 check's `callback` (`{"engine": "temporal", "workflow_id": ...}`), which Gatekeeper echoes in
@@ -30,6 +32,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .errors import InvalidSignature, RepeatedDelivery, WebhookRefused
+from .models import OPEN_STATUSES
+from .verdicts import STALE
 from .webhooks import SeenDeliveries, verify_webhook
 
 DECIDED = "approval.decided"
@@ -39,11 +43,19 @@ ENGINES = {
     "stepfunctions": "gatekeeper_client.stepfunctions:relay_handler",
     "temporal": "gatekeeper_client.temporal:relay_handler",
     "prefect": "gatekeeper_client.prefect:relay_handler",
+    "airflow": "gatekeeper_client.airflow:relay_handler",
 }
 
 
+def wakes_engine(approval: Mapping[str, Any]) -> bool:
+    """Whether a run waiting on the approval must hear of it now: decided, or sent back to
+    review (superseded only follows the run's own refresh; its successor is waited on)."""
+    status = approval.get("status")
+    return status == STALE or status not in (*OPEN_STATUSES, "superseded")
+
+
 class EngineHandler(Protocol):
-    """Signals one engine that an approval it waits on was decided.
+    """Signals one engine that an approval it waits on was decided or went back to review.
 
     `signal` returns once the engine accepted the signal and raises when it did not (the
     relay then answers 503 and Gatekeeper delivers again). It may be called again for a
@@ -167,7 +179,7 @@ class Relay:
         approval = event.get("approval")
         if not isinstance(approval, dict) or not isinstance(approval.get("id"), str):
             return 400, {"error": "the event carries no approval"}
-        if event.get("event") != DECIDED:
+        if not (event.get("event") == DECIDED or approval.get("status") == STALE):
             return 200, {"result": "not decided yet: nothing to signal"}
         with self._lock:
             try:
@@ -199,6 +211,29 @@ class Relay:
         if isinstance(callback, dict) and isinstance(callback.get("engine"), str):
             engine, target = callback["engine"], callback
         return engine, target, signalled
+
+
+def long_poll(
+    gk: Any,
+    store: RelayStore,
+    engine: str,
+    handler: EngineHandler,
+    stop: threading.Event,
+    *,
+    poll: int = 5,
+) -> None:
+    """Without webhooks (an account with no callback URL): wait on each approval `engine`'s
+    runs wait on, and signal what wakes them as the relay would, until `stop` is set."""
+    while not stop.is_set():
+        for approval_id, target in store.open_waits(engine):
+            approval = gk.wait(approval_id, timeout=poll, poll=poll, while_in=_QUIET)
+            if wakes_engine(approval.raw):
+                handler.signal(target, approval.raw)
+                store.mark_signalled(approval_id, approval.status, engine, target)
+        stop.wait(0.2)
+
+
+_QUIET = ("pending", "reconciling")  # a human is still at it: nothing to tell the run yet
 
 
 def server(relay: Relay, host: str = "127.0.0.1", port: int = 0) -> http.server.HTTPServer:

@@ -9,6 +9,12 @@ moves on. When reviewers decide, `gatekeeper-relay --engine stepfunctions` calls
 `send_task_success` (output `{"decision", "args", "approval_id", ...}`: the approved args,
 edits included) or `send_task_failure`. The state after the gate runs the tool with
 `$.gate.args`; `Catch` `Gatekeeper.Blocked` to go on after a refusal.
+
+Re-review (a reviewer approved, but the step's facts had changed or grown old): the relay fails
+the task with error `Gatekeeper.ReReview`. `Catch` it into a state that reads the facts again,
+then a `gate_state(..., refresh=True, context_path=...)`: the worker hands them to the stale
+approval (`refresh`) and the execution sleeps again until the new one is decided. Without that
+`Catch` the execution fails with that error and the reason.
 """
 
 from __future__ import annotations
@@ -18,8 +24,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import ClientBase
+from .errors import Expired
 from .relay import RelayStore
-from .verdicts import BLOCKED_ERROR, Verdict, allowed_verdict, blocked_verdict, verdict_of
+from .verdicts import (
+    BLOCKED_ERROR,
+    RE_REVIEW_ERROR,
+    STALE,
+    Verdict,
+    allowed_verdict,
+    blocked_verdict,
+    verdict_of,
+)
 
 ENGINE = "stepfunctions"
 GATE_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
@@ -36,11 +51,16 @@ def gate_state(
     step_name: str | None = None,
     next_state: str | None = None,
     result_path: str = "$.gate",
+    context_path: str | None = None,
+    refresh: bool = False,
 ) -> dict:
     """A Task state that pauses the execution until Gatekeeper decides `tool` (ASL, as a dict).
 
     The execution's name is the gate's `thread_id`; `step_index` counts this workflow's gated
     states from 0. Its result, at `result_path`, is the verdict (`decision`, `args`, ...).
+    `context_path` points at what the execution knew (the gate's `context`). `refresh=True`
+    makes the state that follows a `Gatekeeper.ReReview`: the same step, whose stale approval
+    gets the facts read again at `context_path`.
     """
     state: dict[str, Any] = {
         "Type": "Task",
@@ -61,6 +81,11 @@ def gate_state(
         },
         "ResultPath": result_path,
     }
+    body = state["Parameters"]["MessageBody"]
+    if context_path is not None:
+        body["Context.$"] = context_path
+    if refresh:
+        body["Refresh"] = True
     if next_state is None:
         state["End"] = True
     else:
@@ -98,9 +123,8 @@ def signal(sfn: Any, task_token: str, verdict: Verdict) -> None:
         if verdict.run or verdict.skip:
             sfn.send_task_success(taskToken=task_token, output=json.dumps(verdict.as_json()))
         else:
-            sfn.send_task_failure(
-                taskToken=task_token, error=BLOCKED_ERROR, cause=verdict.reason[:32768]
-            )
+            error = RE_REVIEW_ERROR if verdict.stale else BLOCKED_ERROR
+            sfn.send_task_failure(taskToken=task_token, error=error, cause=verdict.reason[:32768])
     except sfn.exceptions.ClientError as error:
         # Completed before (the relay stopped between signalling and recording it): done.
         if error.response.get("Error", {}).get("Code") not in _TOKEN_GONE:
@@ -174,6 +198,11 @@ class GateWorker:
     def handle(self, request: Mapping[str, Any]) -> None:
         gate, token, thread_id = request["Gate"], request["TaskToken"], request["ThreadId"]
         args = request.get("Args") or {}
+        if request.get("Refresh"):
+            return self._refresh(gate, token, thread_id, args, request.get("Context") or {})
+        options = dict(self.gate_options)
+        if "Context" in request:
+            options["context"] = request["Context"]
         decision = self.gk.check(
             thread_id,
             gate["workflow"],
@@ -182,15 +211,41 @@ class GateWorker:
             gate["tool"],
             args,
             idempotency_key=f"sfn:{thread_id}:{gate['step_index']}",
-            callback={"engine": ENGINE, "task_token": token},
-            **self.gate_options,
+            callback=_callback(token),
+            **options,
         )
         if decision.allowed:
             return signal(self.sfn, token, allowed_verdict(args, decision.reason))
         if decision.blocked:
             return signal(self.sfn, token, blocked_verdict(decision.reason, args))
-        approval = decision.approval
+        self._wait(token, decision.approval)
+
+    def _refresh(self, gate, token: str, thread_id: str, args, context) -> None:
+        """The step's stale approval gets the facts the execution read again."""
+        steps = self.gk.execution(thread_id)["steps"]
+        latest = next((s["approval"] for s in steps if s["index"] == gate["step_index"]), None)
+        if latest is None:
+            raise ValueError(f"step {gate['step_index']} of {thread_id} has no approval")
+        approval = self.gk.approval(latest)
+        # Stale and still naming this token: the relay fails it into another read of the facts.
+        if (
+            approval.status == STALE
+            and (approval.raw.get("callback") or {}).get("task_token") != token
+        ):
+            try:
+                approval = self.gk.refresh(approval.id, context, callback=_callback(token))
+            except Expired:
+                reason = "expired before its facts were read again"
+                return signal(self.sfn, token, blocked_verdict(reason, args))
+        self._wait(token, approval)
+
+    def _wait(self, token: str, approval: Any) -> None:
+        """Hand the wait to the relay's store; signal at once what is already decided."""
         self.store.expect(approval.id, ENGINE, {"task_token": token})
-        if not approval.is_open:
+        if not approval.is_open or approval.status == STALE:
             # Replayed after the decision (this message came back): its webhook may be gone.
             signal(self.sfn, token, verdict_of(approval.raw))
+
+
+def _callback(token: str) -> dict:
+    return {"engine": ENGINE, "task_token": token}

@@ -5,6 +5,10 @@ In the workflow, `Gates` asks through the `gatekeeper.gate` activity; when the a
 `require_approval` the workflow waits (durably, in Temporal's history: no worker thread holds
 it) for the `gatekeeper.decision` update, which `gatekeeper-relay --engine temporal` sends
 with the decided approval. Its validator accepts only an approval this workflow asked for.
+Re-review (approved, but the step's facts had changed or grown old) comes the same way: the
+workflow runs the gate's `refresh_context` activity to read the facts again, hands them to
+the stale approval (the `gatekeeper.refresh` activity) and waits for the new one; a gate
+without `refresh_context` ends its step with a stale verdict and the reason.
 The step's thread is the workflow id; its idempotency key the workflow id and step index, so a
 replayed or retried activity never asks twice.
 
@@ -20,7 +24,7 @@ replayed or retried activity never asks twice.
                 await workflow.execute_activity(grant, verdict.args, ...)  # the approved args
 
     Worker(client, task_queue=..., workflows=[Onboarding],
-           activities=[GateActivity(gk, RelayStore(path)).gate, grant])
+           activities=[*GateActivity(gk, RelayStore(path)).activities, grant])
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from typing import Any
 
 from temporalio import activity, workflow
 
-from .verdicts import Verdict, allowed_verdict, blocked_verdict, verdict_of
+from .errors import Expired
+from .verdicts import STALE, Verdict, allowed_verdict, blocked_verdict, verdict_of
 
 ENGINE = "temporal"
 GATE_ACTIVITY = "gatekeeper.gate"
+REFRESH_ACTIVITY = "gatekeeper.refresh"
 DECISION_UPDATE = "gatekeeper.decision"
 
 
@@ -65,8 +71,26 @@ class GateActivity:
             return {"verdict": allowed_verdict(request["args"], decision.reason).as_json()}
         if decision.blocked:
             return {"verdict": blocked_verdict(decision.reason, request["args"]).as_json()}
-        approval = decision.approval
-        self.store.expect(approval.id, ENGINE, {"workflow_id": info.workflow_id})
+        return self._waiting(decision.approval, info.workflow_id)
+
+    @activity.defn(name=REFRESH_ACTIVITY)
+    async def refresh(self, request: dict) -> dict:
+        """The stale approval `request["approval_id"]` gets the facts read again (`context`)."""
+        info = activity.info()
+        try:
+            approval = await self.gk.refresh(request["approval_id"], request["context"])
+        except Expired:
+            reason = "expired before its facts were read again"
+            return {"verdict": blocked_verdict(reason, request["args"]).as_json()}
+        return self._waiting(approval, info.workflow_id)
+
+    @property
+    def activities(self) -> list:
+        """The activities a worker registers: the gate, and the refresh after a re-review."""
+        return [self.gate, self.refresh]
+
+    def _waiting(self, approval: Any, workflow_id: str) -> dict:
+        self.store.expect(approval.id, ENGINE, {"workflow_id": workflow_id})
         if not approval.is_open:  # asked again after the decision: it is the answer
             return {"verdict": verdict_of(approval.raw).as_json(), "approval_id": approval.id}
         return {"approval_id": approval.id}
@@ -96,8 +120,8 @@ class Gates:
     def _validate(self, approval: dict) -> None:
         if approval.get("id") not in self._asked:
             raise ValueError(f"this workflow waits on no approval {approval.get('id')!r}")
-        if approval.get("status") in ("pending", "re_review", "reconciling"):
-            raise ValueError("the approval is not decided yet")
+        if approval.get("status") in ("pending", "reconciling", "superseded"):
+            raise ValueError("the approval is neither decided nor back in review")
 
     def _decide(self, approval: dict) -> str:
         self._decided.setdefault(approval["id"], approval)  # a decision never changes
@@ -111,8 +135,14 @@ class Gates:
         args: Mapping[str, Any],
         *,
         step_name: str | None = None,
+        refresh_context: Any = None,
     ) -> Verdict:
-        """Ask; wait for the reviewers when the gate says so. `run` says whether the tool runs."""
+        """Ask; wait for the reviewers when the gate says so. `run` says whether the tool runs.
+
+        `refresh_context` is an activity (or its name) that reads the step's facts again after
+        a re-review; it gets the gate's request (workflow, step_index, tool, args, approval_id)
+        and returns the new context. Without it a re-review ends the step (`stale`).
+        """
         request = {
             "workflow": workflow_name,
             "step_index": step_index,
@@ -123,12 +153,23 @@ class Gates:
         answer = await workflow.execute_activity(
             GATE_ACTIVITY, request, start_to_close_timeout=self.timeout
         )
-        if "verdict" in answer:
-            return _verdict(answer["verdict"])
-        approval_id = answer["approval_id"]
-        self._asked.add(approval_id)
-        await workflow.wait_condition(lambda: approval_id in self._decided)
-        return verdict_of(self._decided[approval_id])
+        while "verdict" not in answer:
+            approval_id = answer["approval_id"]
+            self._asked.add(approval_id)
+            await workflow.wait_condition(lambda asked=approval_id: asked in self._decided)
+            approval = self._decided[approval_id]
+            if approval["status"] != STALE or refresh_context is None:
+                return verdict_of(approval)
+            asked = {**request, "approval_id": approval_id}
+            context = await workflow.execute_activity(
+                refresh_context, asked, start_to_close_timeout=self.timeout
+            )
+            answer = await workflow.execute_activity(
+                REFRESH_ACTIVITY,
+                {**asked, "context": context},
+                start_to_close_timeout=self.timeout,
+            )
+        return _verdict(answer["verdict"])
 
 
 class TemporalHandler:

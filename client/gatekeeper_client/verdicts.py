@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 BLOCKED_ERROR = "Gatekeeper.Blocked"  # the error an engine's step ends with when refused
+# A reviewer approved, but the step's facts had changed or grown old (branch re_review).
+RE_REVIEW_ERROR = "Gatekeeper.ReReview"
+STALE = "re_review"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class Verdict:
             "reason": self.reason,
         }
 
+    @property
+    def stale(self) -> bool:
+        """Re-review: the workflow reads its facts again and asks again (DESIGN section 11)."""
+        return self.status == STALE
+
 
 def verdict_of(approval: Mapping[str, Any]) -> Verdict:
     """The verdict of a decided approval, as the API or a webhook shows it (JSON)."""
@@ -42,6 +50,11 @@ def verdict_of(approval: Mapping[str, Any]) -> Verdict:
     who = ", ".join(approval.get("decided_by") or ()) or "Gatekeeper"
     comment = approval.get("comment") or ""
     reason = f"{status} by {who}" + (f": {comment}" if comment else "")
+    if status == STALE:
+        reason = (
+            f"approval {approval['id']} went back to review: the step's facts changed or grew"
+            " too old to approve; read them again and ask again"
+        )
     return Verdict(
         approval_id=approval["id"],
         status=status,

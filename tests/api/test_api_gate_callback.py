@@ -56,3 +56,41 @@ def test_a_callback_that_is_not_a_small_object_is_refused_and_nothing_is_written
     error = error_of(response)
     assert error["details"]["errors"] == [{"field": "callback", "message": message}]
     assert not GateCheck.objects.exists() and not PausePacket.objects.exists()
+
+
+def _stale(api) -> dict:
+    approval = api.post("/gate", gate_body(callback=CALLBACK)).json()["approval"]
+    PausePacket.objects.filter(id=approval["id"]).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    return approval
+
+
+CONTEXT = [{"name": "employee_record", "value": {}, "observed_at": "2026-11-22T10:00:00Z"}]
+
+
+def test_a_refresh_may_name_the_run_that_now_waits_in_a_new_callback(api):
+    approval = _stale(api)
+    now_waits = {"engine": "stepfunctions", "task_token": "the refresh state's token"}
+
+    fresh = api.post(
+        f"/approvals/{approval['id']}/refresh", {"context": CONTEXT, "callback": now_waits}
+    ).json()
+
+    assert fresh["callback"] == now_waits
+    assert api.get(f"/approvals/{approval['id']}").json()["callback"] == CALLBACK
+
+
+def test_a_refresh_with_a_callback_too_big_is_refused_and_the_approval_stays_stale(api):
+    approval = _stale(api)
+
+    response = api.post(
+        f"/approvals/{approval['id']}/refresh",
+        {"context": CONTEXT, "callback": {"token": "x" * 4100}},
+    )
+
+    assert response.status_code == 400
+    assert error_of(response)["details"]["errors"] == [
+        {"field": "callback", "message": "must be at most 4096 bytes of JSON, not 4112"}
+    ]
+    assert PausePacket.objects.get().status == "pending"

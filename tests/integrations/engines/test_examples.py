@@ -1,4 +1,4 @@
-"""examples/stepfunctions_agent.py and examples/temporal_agent.py keep DESIGN section 11's
+"""The engine examples (Step Functions, Temporal, Prefect, Dagster) keep DESIGN section 11's
 contract: RAN lines for the tools that run (approved args), DENIED for a refusal, then DONE."""
 
 import os
@@ -15,7 +15,12 @@ from approvals.models import PausePacket
 from approvals.services.review import packet_approve, packet_reject
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-EXAMPLE_FILES = ["stepfunctions_agent.py", "temporal_agent.py", "prefect_agent.py"]
+EXAMPLE_FILES = [
+    "stepfunctions_agent.py",
+    "temporal_agent.py",
+    "prefect_agent.py",
+    "dagster_agent.py",
+]
 CONTRACT = ("RAN ", "DENIED ", "DONE")
 LOOKUP = 'RAN hr.lookup {"employee_id": 7}'
 
@@ -25,13 +30,13 @@ def any_pending():
     return PausePacket.objects.filter(status="pending").first()
 
 
-def review(thread_id, decide):
+def review(thread_id, decide, timeout=90):
     """A reviewer in another thread: decides the step's packet once it is pending."""
     errors = []
 
     def run():
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + timeout
             # Each test's database is its own: the one pending packet is this run's (Prefect's
             # thread is the flow run's id, not known here).
             while (packet := any_pending()) is None:

@@ -5,9 +5,11 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from gatekeeper_client.prefect import PrefectHandler
 from prefect import get_client
 from prefect.settings import PREFECT_API_URL
@@ -98,12 +100,20 @@ def state_of(flow_run_id):
         return client.read_flow_run(flow_run_id).state
 
 
-def suspended_packet(flow_run_id) -> PausePacket:
-    wait_until(lambda: state_of(flow_run_id).name == "Suspended")
+def suspended_packet(flow_run_id, *, not_id=None) -> PausePacket:
+    """The run's pending packet (not `not_id`), once the run is suspended on it."""
     from django.db import close_old_connections
 
-    close_old_connections()
-    return PausePacket.objects.get(execution__thread_id=str(flow_run_id), status="pending")
+    def pending():
+        close_old_connections()
+        packet = PausePacket.objects.filter(
+            execution__thread_id=str(flow_run_id), status="pending"
+        ).first()
+        return packet if packet is not None and packet.id != not_id else None
+
+    packet = wait_until(pending)
+    wait_until(lambda: state_of(flow_run_id).name == "Suspended")
+    return packet
 
 
 def test_an_edited_approval_resumes_the_suspended_run_through_the_relay_and_the_tool_runs_once(
@@ -154,6 +164,30 @@ def test_killing_the_runner_while_the_run_is_suspended_loses_nothing(setup):
     packet_approve(packet_id=packet.id, user=alice)
     assert deliver_webhooks() == ["sent"]  # Prefect takes the input with no runner up
     runners.start()
+    wait_until(lambda: state_of(flow_run_id).is_final())
+    assert state_of(flow_run_id).is_completed()
+    assert runners.ran() == [LOOKUP, 'RAN iam.grant {"role": "admin", "user": "jdoe"}']
+
+
+def test_a_re_review_resumes_the_run_which_reads_the_facts_again_and_suspends_on_the_new_one(
+    setup,
+):
+    alice, relay, runners = setup
+    runners.start()
+    flow_run_id = start_flow_run()
+    stale = suspended_packet(flow_run_id)
+    PausePacket.objects.filter(id=stale.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    packet_approve(packet_id=stale.id, user=alice)  # branch re_review: no decision yet
+    assert deliver_webhooks() == ["sent"]
+
+    fresh = suspended_packet(flow_run_id, not_id=stale.id)
+    stale.refresh_from_db()
+    assert (stale.status, stale.superseded_by_id) == ("superseded", fresh.id)
+    assert [item["name"] for item in fresh.context] == ["employee_record"]
+    packet_approve(packet_id=fresh.id, user=alice)
+    assert set(deliver_webhooks()) == {"sent"}
     wait_until(lambda: state_of(flow_run_id).is_final())
     assert state_of(flow_run_id).is_completed()
     assert runners.ran() == [LOOKUP, 'RAN iam.grant {"role": "admin", "user": "jdoe"}']

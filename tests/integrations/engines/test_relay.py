@@ -102,11 +102,27 @@ def test_a_callback_for_an_engine_the_relay_has_not_is_503(relay, engine):
     assert (status, answer) == (503, {"error": "this relay has no handler for engine 'prefect'"})
 
 
-def test_an_update_before_the_decision_signals_nothing(relay, engine):
-    pending = {**APPROVAL, "status": "pending", "decision": None}
-    assert relay.receive(*delivery(event="approval.updated", approval=pending))[0] == 200
+@pytest.mark.parametrize("status", ["pending", "reconciling", "superseded"])
+def test_an_update_that_asks_nothing_of_the_workflow_signals_nothing(relay, engine, status):
+    update = {**APPROVAL, "status": status, "decision": None}
+    assert relay.receive(*delivery(event="approval.updated", approval=update))[0] == 200
     assert engine.signals() == []
     assert relay.store.open_waits("rec") == [("a-1", {"run": "r-1"})]
+
+
+def test_an_approval_sent_back_to_review_signals_the_run_once_so_it_reads_its_facts_again(
+    relay, engine
+):
+    stale = {**APPROVAL, "status": "re_review", "decision": None}
+    assert relay.receive(*delivery("d-1", "approval.updated", stale)) == (
+        200,
+        {"result": "signalled rec"},
+    )
+    assert relay.receive(*delivery("d-2", "approval.updated", stale)) == (
+        200,
+        {"result": "already signalled (re_review)"},
+    )
+    assert engine.signals() == [{"target": {"run": "r-1"}, "approval": "a-1"}]
 
 
 def post(url: str, headers: dict, body: bytes) -> int:

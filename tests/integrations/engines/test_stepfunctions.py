@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from gatekeeper_client.stepfunctions import GateWorker, StepFunctionsHandler, ToolWorker
 
 from approvals.models import OutboxMessage, PausePacket
@@ -37,9 +39,13 @@ class Tools:
         self.calls = []
 
     def mapping(self):
+        tools = {"hr.lookup": lambda **args: {"ok": True}, "iam.grant": lambda **args: {"ok": True}}
+        tools["hr.facts"] = agent.hr_facts
         return {
-            name: (lambda name=name, **args: self.calls.append((name, args)) or {"ok": True})
-            for name in ("hr.lookup", "iam.grant")
+            name: (
+                lambda name=name, run=run, **args: self.calls.append((name, args)) or run(**args)
+            )
+            for name, run in tools.items()
         }
 
 
@@ -126,6 +132,40 @@ def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(moto,
     assert denied["Error"] == "Gatekeeper.Blocked"
     assert [call["cause"] for call in sent] == ["rejected by alice: admin is too much"]
     assert [name for name, _ in tools.calls] == ["hr.lookup"]
+
+
+def test_a_re_review_reads_the_facts_again_and_the_refreshed_approval_wakes_the_execution(
+    moto, setup
+):
+    alice, relay, gates, tool_worker, tools = setup
+    execution = moto.start("sfn-stale")
+    run_until(moto, execution, [gates, tool_worker], lambda: pending_packet("sfn-stale"))
+    stale = pending_packet("sfn-stale")
+    PausePacket.objects.filter(id=stale.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    packet_approve(packet_id=stale.id, user=alice)  # branch re_review: no decision yet
+    assert deliver_webhooks() == ["sent"]  # approval.updated: the task fails Gatekeeper.ReReview
+
+    fresh_pending = lambda: (p := pending_packet("sfn-stale")) is not None and p.id != stale.id  # noqa: E731
+    state = run_until(moto, execution, [gates, tool_worker], fresh_pending)
+    assert state["status"] == "RUNNING"  # asleep again, on the refresh state's token
+    fresh = pending_packet("sfn-stale")
+    stale.refresh_from_db()
+    assert (stale.status, stale.superseded_by_id) == ("superseded", fresh.id)
+    assert [item["name"] for item in fresh.context] == ["employee_record"]
+    assert fresh.callback["task_token"] != stale.callback["task_token"]
+
+    packet_approve(packet_id=fresh.id, user=alice)
+    assert set(deliver_webhooks()) == {"sent"}
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+    assert state["status"] == "SUCCEEDED"
+    assert json.loads(state["output"])["gate"]["approval_id"] == str(fresh.id)
+    assert tools.calls == [
+        ("hr.lookup", {"employee_id": 7}),
+        ("hr.facts", {"employee_id": 7}),
+        ("iam.grant", {"user": "jdoe", "role": "admin"}),
+    ]
 
 
 WORKER = """

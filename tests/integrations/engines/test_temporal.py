@@ -6,13 +6,15 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from gatekeeper_client.temporal import DECISION_UPDATE, TemporalHandler
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from approvals.models import OutboxMessage
+from approvals.models import OutboxMessage, PausePacket
 from approvals.services import outbox
 from approvals.services.review import packet_approve, packet_reject
 from tests.integrations.engines.conftest import (
@@ -175,6 +177,36 @@ def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(tempo
         "denied": [["iam.grant", "rejected by alice: admin is too much"]]
     }
     assert workers.ran() == ['RAN hr.lookup {"employee_id": 7}']
+
+
+def test_a_re_review_reads_the_facts_again_in_an_activity_and_the_refreshed_approval_wakes_it(
+    temporal_server, setup
+):
+    alice, relay, workers = setup
+    workers.start()
+    start(temporal_server, "tmp-stale")
+    stale = wait_until(lambda: pending_packet("tmp-stale"))
+    wait_until(lambda: relay.store.open_waits("temporal"))
+    PausePacket.objects.filter(id=stale.id).update(
+        fresh_until=timezone.now() - timedelta(seconds=1)
+    )
+    packet_approve(packet_id=stale.id, user=alice)  # branch re_review: no decision yet
+    assert deliver_webhooks() == ["sent"]
+
+    fresh = wait_until(
+        lambda: (p := pending_packet("tmp-stale")) is not None and p.id != stale.id and p
+    )
+    wait_until(lambda: [w for w in relay.store.open_waits("temporal") if w[0] == str(fresh.id)])
+    stale.refresh_from_db()
+    assert (stale.status, stale.superseded_by_id) == ("superseded", fresh.id)
+    assert [item["name"] for item in fresh.context] == ["employee_record"]
+    packet_approve(packet_id=fresh.id, user=alice, edited_args={"user": "jdoe", "role": "viewer"})
+    assert set(deliver_webhooks()) == {"sent"}
+    assert result(temporal_server, "tmp-stale") == {"denied": []}
+    assert workers.ran() == [
+        'RAN hr.lookup {"employee_id": 7}',
+        'RAN iam.grant {"role": "viewer", "user": "jdoe"}',
+    ]
 
 
 def test_the_update_validator_refuses_an_approval_the_workflow_did_not_ask_for(

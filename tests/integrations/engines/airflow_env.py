@@ -1,0 +1,43 @@
+"""Airflow's own environment for its tests: `.venv-airflow`, built once and reused.
+
+Airflow 3 pins FastAPI and OpenTelemetry below what Prefect takes, so it cannot share `.venv`.
+Like the bootstrap, this builds only when the requirements changed (one file read otherwise);
+the first build downloads Airflow (minutes; the figure is in the engines' docs section).
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+VENV = ROOT / ".venv-airflow"
+PYTHON = VENV / "bin" / "python"
+REQUIREMENTS = ["apache-airflow==3.3.2", "apache-airflow-providers-standard==1.21.0"]
+
+
+def _stamp() -> str:
+    client = (ROOT / "client" / "pyproject.toml").read_bytes()
+    return hashlib.sha256(repr(REQUIREMENTS).encode() + client).hexdigest()
+
+
+def ensure() -> Path:
+    """The environment's python, with Airflow and the client (editable) installed."""
+    stamp_file = VENV / ".gatekeeper-installed"
+    stamp = _stamp()
+    if PYTHON.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        return PYTHON
+    if not PYTHON.exists():
+        shutil.rmtree(VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, *REQUIREMENTS], check=True)
+    subprocess.run([*pip, "--no-deps", "--editable", str(ROOT / "client")], check=True)
+    stamp_file.write_text(stamp)
+    return PYTHON
+
+
+if __name__ == "__main__":
+    print(ensure(), file=sys.stderr if os.environ.get("QUIET") else sys.stdout)
