@@ -120,12 +120,14 @@ class Listener:
     """LISTEN on the packets' channel over one connection; set the events of a packet's waiters.
 
     After every (re)connection all waiters are woken to read again: a change committed while
-    no connection listened has no notification of its own.
+    no connection listened has no notification of its own. Followers (the reviewers' pages'
+    streams) hear every packet's id, and None after a reconnection: anything may have changed.
     """
 
     def __init__(self, answers: Answers):
         self.answers = answers
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._followers: set[Callable[[str | None], None]] = set()
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._params = listen_params()
@@ -134,14 +136,26 @@ class Listener:
     def waiting(self) -> int:
         return sum(len(events) for events in self._waiters.values())
 
-    async def subscribe(self, payload: str) -> asyncio.Event:
-        """An event set when the packet changes from now on (LISTEN is in place on return)."""
+    async def _listening(self) -> None:
+        """Return once LISTEN is in place (starting it), or raise Unavailable."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen())
         try:
             await asyncio.wait_for(self._ready.wait(), LISTEN_READY_SECONDS)
         except TimeoutError:
             raise Unavailable(DATABASE_UNREACHABLE) from None
+
+    async def follow(self, follower: Callable[[str | None], None]) -> None:
+        """Call follower(packet id) for every change from now on, on this loop."""
+        await self._listening()
+        self._followers.add(follower)
+
+    def unfollow(self, follower: Callable[[str | None], None]) -> None:
+        self._followers.discard(follower)
+
+    async def subscribe(self, payload: str) -> asyncio.Event:
+        """An event set when the packet changes from now on (LISTEN is in place on return)."""
+        await self._listening()
         event = asyncio.Event()
         self._waiters.setdefault(payload, set()).add(event)
         return event
@@ -167,9 +181,11 @@ class Listener:
                     self.answers.open(True)
                     self._ready.set()
                     self._wake(list(self._waiters))
+                    self._tell_followers(None)
                     async for notice in conn.notifies():
                         self.answers.forget(notice.payload)
                         self._wake([notice.payload])
+                        self._tell_followers(notice.payload)
             except (psycopg.Error, OSError) as error:
                 log.warning("LISTEN connection lost (%s); reconnecting", error)
             finally:
@@ -181,6 +197,10 @@ class Listener:
         for payload in payloads:
             for event in self._waiters.get(payload, ()):
                 event.set()
+
+    def _tell_followers(self, payload: str | None) -> None:
+        for follower in list(self._followers):
+            follower(payload)
 
 
 class Waiters:

@@ -8,11 +8,8 @@ wait differs (approvals/waiters.py).
 import asyncio
 import time
 
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
 from django.db import OperationalError
 from django.http import HttpResponse
-from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
 from approvals import waiters
@@ -28,16 +25,9 @@ from approvals.api.errors import (
 from approvals.errors import GatekeeperError, ValidationFailed
 from approvals.notify import payload_for
 from approvals.serializers import approval_json
+from gatekeeper.async_views import AsyncViewHandler
 
 PATH_PREFIX = "/api/v1/approvals/"
-# Headers every answer carries; all async-capable, so none holds a thread while a poll waits.
-# (The sync-only ones serve browser sessions and the API's HTML-error replacement, which the
-# view does itself.)
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
 
 _bearer = ServiceAccountBearer()
 
@@ -139,23 +129,11 @@ async def _until_changed(here, request, approval_id, query: WaitQuery, changed, 
     return answer
 
 
-class WaitingHandler(ASGIHandler):
-    """Django's ASGI handler for the long-poll alone, through async middleware only."""
+class WaitingHandler(AsyncViewHandler):
+    """The long-poll's view under gatekeeper.asgi."""
 
-    async def __call__(self, scope, receive, send):
-        # Without Django's per-request ThreadSensitiveContext: the thread it makes for the
-        # request's signals would live as long as the poll waits. They run on asgiref's one
-        # shared thread instead (they only check this loop thread's unused connection).
-        await self.handle(scope, receive, send)
-
-    def load_middleware(self, is_async=False):
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        handler = convert_exception_to_response(self._view)
-        for path in reversed(MIDDLEWARE):
-            handler = convert_exception_to_response(import_string(path)(handler))
-        self._middleware_chain = handler
+    def __init__(self):
+        super().__init__(self._view)
 
     async def _view(self, request):
         response = await approval_wait(request, request.path[len(PATH_PREFIX) :])
