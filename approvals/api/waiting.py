@@ -59,7 +59,7 @@ def _answer(request, approval_id: str, answers: waiters.Answers | None) -> dict:
     return answer
 
 
-def _first_read(request, approval_id: str, invalid, answers) -> dict | None:
+def _first_read(request, approval_id: str, invalid, answers, tokens) -> dict | None:
     """The token's account, then the query's verdict, then the approval; None for no account.
 
     In that order, as Ninja runs the sync endpoint: a bad query is told only to its owner.
@@ -67,9 +67,19 @@ def _first_read(request, approval_id: str, invalid, answers) -> dict | None:
     request.auth = _bearer(request)
     if request.auth is None:
         return None
+    tokens.put(request, request.auth)
     if invalid is not None:
         raise invalid
     return _answer(request, approval_id, answers)
+
+
+def _from_memory(here: waiters.Waiters, request, payload: str) -> dict | None:
+    """The answer kept for the packet, when the token was checked a moment ago: no read."""
+    account = here.tokens.get(request)
+    if account is None:
+        return None
+    request.auth = account
+    return here.answers.get(payload, account.id)
 
 
 def _query(request) -> tuple[WaitQuery | None, ValidationFailed | None]:
@@ -91,12 +101,16 @@ async def approval_wait(request, approval_id: str) -> HttpResponse:
         payload = None  # no such approval: the first read says 404
     try:
         if query is None or not query.wait or payload is None:
-            answer = await here.in_db(_first_read, request, approval_id, invalid, None)
+            answer = await here.in_db(_first_read, request, approval_id, invalid, None, here.tokens)
         else:
             # Watch first, then read: a change committed after the read wakes this waiter.
             async with here.watching(payload, query.wait) as changed:
                 kept = here.answers if changed is not None else None
-                answer = await here.in_db(_first_read, request, approval_id, invalid, kept)
+                answer = _from_memory(here, request, payload) if kept and not invalid else None
+                if answer is None:
+                    answer = await here.in_db(
+                        _first_read, request, approval_id, invalid, kept, here.tokens
+                    )
                 if answer is not None and answer["status"] == query.seen:
                     if changed is None:
                         raise here.seats.busy()
