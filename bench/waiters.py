@@ -9,6 +9,7 @@ database connections the node holds, and a burst of decisions reaching their age
 """
 
 import json
+import os
 import select
 import shutil
 import statistics
@@ -31,6 +32,8 @@ FIGURES = [
 
 
 ASGI_THREADS = 4
+# The window in which the node's CPU is measured while agents only wait.
+STEADY_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ def run(bench, agents: int | None = None, split: bool = False) -> None:
     s = SIZES["table" if agents is not None else bench.mode]
     if agents is not None:
         s = replace(s, agents=agents, decided=min(s.decided, max(1, agents // 2)))
-    prefix = f"w{s.agents}"
+    prefix = f"w{s.agents}{'s' if split else ''}"  # each round its own packets
     ids = data.packet_ids(prefix, s.agents + 1)
     data.bulk_packets(
         prefix=prefix,
@@ -177,12 +180,33 @@ def run(bench, agents: int | None = None, split: bool = False) -> None:
         bench.waiter_rss_kb = (rss_before, _node_rss_kb(run_module, server))
         # Measure in the steady state: the first polls have timed out and gone out again.
         time.sleep(max(0.0, started + s.poll_seconds + 3 - time.monotonic()))
+        # What the waiting alone costs the node, before anything else is asked of it.
+        bench.waiting_cpu = _node_cpu_share(server, STEADY_SECONDS)
+        bench.say(f"waiters: the node's workers used {bench.waiting_cpu:.0%} of a core")
         bench.say(f"waiters: {in_flight} polls in flight after the ramp; measuring")
         _measure(bench, server, sync_server, s, late_id, waiting_ids, agents, layout)
     finally:
         server.stop()
         sync_server.stop()
         run_module.CHILDREN.end(agents)
+
+
+def _node_cpu_share(server, seconds: float) -> float:
+    """CPU time the node's workers used over `seconds` from now, per second of wall time."""
+
+    def used() -> float:
+        ticks = 0
+        for pid in server.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    before, started = used(), time.monotonic()
+    time.sleep(seconds)
+    return (used() - before) / (time.monotonic() - started)
 
 
 def _node_rss_kb(run_module, server) -> int:
@@ -283,7 +307,9 @@ def _measure(bench, server, sync_server, s, late_id, waiting_ids, agents, layout
             f"{result['statuses']}, refused {result['refused']}, errors {result['errors']}; "
             f"the node's workers' RSS {bench.waiter_rss_kb[0] / 1024:.0f} MiB before the ramp, "
             f"{bench.waiter_rss_kb[1] / 1024:.0f} MiB after: "
-            f"{(bench.waiter_rss_kb[1] - bench.waiter_rss_kb[0]) / max(1, held):.0f} KiB a waiter",
+            f"{(bench.waiter_rss_kb[1] - bench.waiter_rss_kb[0]) / max(1, held):.0f} KiB a waiter; "
+            f"with only the agents re-polling, the workers used {bench.waiting_cpu:.0%} of a "
+            f"core over {STEADY_SECONDS} s",
         )
     )
     bench.record(

@@ -15,6 +15,7 @@ from django.db import connection
 
 from approvals import waiters
 from approvals.services.review import packet_approve
+from tests.asgi import get_scope
 from tests.conftest import gate_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,24 +39,8 @@ def _approval(api, thread_id: str = "onboard-1") -> dict:
 
 async def _get(app, path: str, query: str = "", token: str | None = None, *, timeout=20):
     """One GET through the ASGI application: (status, headers, body)."""
-    headers = [(b"host", b"testserver")]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-    }
-    communicator = ApplicationCommunicator(app, scope)
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    communicator = ApplicationCommunicator(app, get_scope(path, query, headers))
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(timeout)
     body = b""

@@ -18,6 +18,7 @@ from approvals import page_events, waiters
 from approvals.dashboard import decision_state
 from approvals.models import PausePacket
 from approvals.services.review import packet_approve
+from tests.asgi import get_scope
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,24 +42,11 @@ class Opened:
     """An event stream opened through the ASGI application: its status, headers and events."""
 
     def __init__(self, app, query: str = "", session: str | None = None, headers=()):
-        request_headers = [(b"host", b"testserver"), *headers]
+        request_headers = list(headers)
         if session:
             cookie = f"{settings.SESSION_COOKIE_NAME}={session}"
             request_headers.append((b"cookie", cookie.encode()))
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": page_events.PATH,
-            "raw_path": page_events.PATH.encode(),
-            "query_string": query.encode(),
-            "root_path": "",
-            "headers": request_headers,
-            "client": ("127.0.0.1", 40000),
-            "server": ("testserver", 80),
-        }
+        scope = get_scope(page_events.PATH, query, request_headers)
         self.communicator = ApplicationCommunicator(app, scope)
         self.text = ""
         self.ended = False
