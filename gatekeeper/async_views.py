@@ -2,13 +2,14 @@
 
 For requests that stay open (an agent's long-poll, a reviewer page's event stream), which
 arrive by the hundred a second with thousands of agents waiting: Django's ASGIHandler would
-hop to asgiref's one shared thread eight times for each (the request_started and
-request_finished signals, and each process_request and process_response of the three
-middleware below), and those hops, not the view, were most of what a poll cost the event
-loop and the GIL the gate checks' threads need (bench/PROFILES.md, session 5). Here the
-middleware, which only set headers, run inline; the signals' receivers look after this loop
-thread's database connection, which these views never open (their reads run on threads of
-their own, approvals/waiters.py), so they are not sent on the way in.
+hop to asgiref's one shared thread seven times for each (the request_started signal, each
+process_request and process_response of the three middleware below, and the response's
+close, which sends request_finished), and those hops, not the view, were most of what a poll
+cost the event loop and the GIL the gate checks' threads need (bench/PROFILES.md, session 5).
+Here the middleware, which only set headers, run inline; the signals' receivers look after
+this loop thread's database connection, which these views never open (their reads run on
+threads of their own, approvals/waiters.py), so request_started is not sent and
+request_finished runs inline, finding nothing to close.
 """
 
 import asyncio
