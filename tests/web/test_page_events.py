@@ -285,3 +285,17 @@ def test_streams_end_when_the_server_shuts_down(app, alice):
     stream, refused = _run(scenario)
     assert stream.ended
     assert refused.status == 503 and refused.headers["retry-after"] == "1"
+
+
+def test_the_pages_name_their_stream_which_without_asgi_tells_the_browser_not_to_reconnect(
+    client, alice, open_packet
+):
+    packet = open_packet()
+    assert client.get("/approvals/events/").status_code == 302  # to the login page
+    client.force_login(alice)
+    assert client.get("/approvals/events/").status_code == 204
+    queue = client.get("/approvals/").content.decode()
+    assert 'sse-connect="/approvals/events/"' in queue and "sse:queue" in queue
+    page = client.get(f"/approvals/{packet.id}/").content.decode()
+    assert f'sse-connect="/approvals/events/?packet={packet.id}"' in page
+    assert 'hx-trigger="sse:packet"' in page
