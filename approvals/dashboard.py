@@ -1,5 +1,6 @@
 """Reads for the reviewer dashboard: what a user may see, narrowed by guardian, in few queries."""
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -8,7 +9,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import Permission, User
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from approvals.branch_table import Facts, Outcome, decide_approval
@@ -336,6 +337,22 @@ def approval_preview(
 
 def packet_votes(packet: PausePacket) -> list:
     return list(packet.current_votes().select_related("user"))
+
+
+def decision_state(status: str, snapshot: str, votes: int) -> str:
+    """An opaque tag of what a packet's decision card shows: a page holding the same tag has
+    nothing to re-fetch (its reviewer's own action already showed it)."""
+    return hashlib.sha256(f"{status}|{snapshot}|{votes}".encode()).hexdigest()[:16]
+
+
+def decision_states(packet_ids) -> dict[str, str]:
+    """decision_state of each packet, by id, in one query."""
+    rows = (
+        PausePacket.objects.filter(id__in=packet_ids)
+        .annotate(votes_now=Count("votes", filter=Q(votes__snapshot_hash=F("snapshot_hash"))))
+        .values_list("id", "status", "snapshot_hash", "votes_now")
+    )
+    return {str(id_): decision_state(status, snap, votes) for id_, status, snap, votes in rows}
 
 
 def execution_recent_record(packet: PausePacket, limit: int = 12) -> list[AuditEvent]:

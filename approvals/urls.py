@@ -7,6 +7,7 @@ app_name = "approvals"
 urlpatterns = [
     path("approvals/", views.queue, name="queue"),
     path("approvals/open-count/", views.open_count, name="open_count"),
+    path("approvals/events/", views.events, name="events"),
     path("approvals/<uuid:packet_id>/", views.packet_detail, name="packet"),
     path("approvals/<uuid:packet_id>/approve/", views.approve, name="approve"),
     path("approvals/<uuid:packet_id>/reject/", views.reject, name="reject"),

@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -78,6 +78,7 @@ def _packet_context(request, packet: PausePacket, **extra) -> dict:
         "packet": packet,
         "execution": packet.execution,
         "votes": votes,
+        "decision_state": dashboard.decision_state(packet.status, packet.snapshot_hash, len(votes)),
         "can_resume": can_resume(request.user, packet),
         "is_requester": review.is_requester(packet, request.user),
         "has_voted": username in voters,
@@ -184,3 +185,12 @@ def reconcile(request, packet_id):
         )
 
     return _act(request, packet_id, action)
+
+
+@require_GET
+@login_required
+def events(request):
+    """The pages' event stream where no ASGI server runs it (gthread, runserver): 204 tells
+    the browser not to reconnect, and the pages keep refreshing themselves on a timer. Under
+    gatekeeper.asgi, approvals/page_events.py answers this URL."""
+    return HttpResponse(status=204)

@@ -8,10 +8,12 @@ process's descriptor and memory limits, not from a pool.
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import resource
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ from pathlib import Path
 import psycopg
 from django.conf import settings
 from django.db import close_old_connections, connections
+from django.utils import timezone
 
 from approvals.errors import DATABASE_UNREACHABLE, Unavailable
 from approvals.longpoll import Seats, listen_params
@@ -36,6 +39,9 @@ WAITER_BYTES = 64 * 1024
 # How long a poll waits for the LISTEN connection before it is told to come back.
 LISTEN_READY_SECONDS = 5.0
 RECONNECT_SECONDS = 1.0
+# How long a checked bearer token is taken as checked (Tokens); tokens kept at most.
+TOKEN_SECONDS = 5.0
+TOKENS_KEPT = 1024
 
 
 def raise_descriptor_limit() -> int:
@@ -116,16 +122,58 @@ class Answers:
             self._open = is_open
 
 
+class Tokens:
+    """Service accounts by bearer token, as a full check found them less than `seconds` ago.
+
+    A re-poll of an unchanged packet whose token was checked a moment ago is then answered on
+    the event loop with no read at all (most polls, with thousands of agents of one account
+    waiting). A revoked token's polls are refused within `seconds`; an expiry is checked on
+    every use.
+    """
+
+    def __init__(self, seconds: float, size: int):
+        self.seconds = seconds
+        self.size = size
+        self._accounts: dict[bytes, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(request) -> bytes:
+        return hashlib.sha256(request.headers.get("Authorization", "").encode()).digest()
+
+    def get(self, request):
+        """The request's account, or None when its token was not checked recently."""
+        key = self._key(request)
+        with self._lock:
+            kept = self._accounts.get(key)
+        if kept is None:
+            return None
+        checked_until, account = kept
+        if time.monotonic() >= checked_until or account.token_expired(timezone.now()):
+            return None
+        return account
+
+    def put(self, request, account) -> None:
+        """Keep what a full check of the request's token found."""
+        key = self._key(request)
+        with self._lock:
+            if key not in self._accounts and len(self._accounts) >= self.size:
+                self._accounts.pop(next(iter(self._accounts)))
+            self._accounts[key] = (time.monotonic() + self.seconds, account)
+
+
 class Listener:
     """LISTEN on the packets' channel over one connection; set the events of a packet's waiters.
 
     After every (re)connection all waiters are woken to read again: a change committed while
-    no connection listened has no notification of its own.
+    no connection listened has no notification of its own. Followers (the reviewers' pages'
+    streams) hear every packet's id, and None after a reconnection: anything may have changed.
     """
 
     def __init__(self, answers: Answers):
         self.answers = answers
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._followers: set[Callable[[str | None], None]] = set()
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._params = listen_params()
@@ -134,14 +182,26 @@ class Listener:
     def waiting(self) -> int:
         return sum(len(events) for events in self._waiters.values())
 
-    async def subscribe(self, payload: str) -> asyncio.Event:
-        """An event set when the packet changes from now on (LISTEN is in place on return)."""
+    async def _listening(self) -> None:
+        """Return once LISTEN is in place (starting it), or raise Unavailable."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._listen())
         try:
             await asyncio.wait_for(self._ready.wait(), LISTEN_READY_SECONDS)
         except TimeoutError:
             raise Unavailable(DATABASE_UNREACHABLE) from None
+
+    async def follow(self, follower: Callable[[str | None], None]) -> None:
+        """Call follower(packet id) for every change from now on, on this loop."""
+        await self._listening()
+        self._followers.add(follower)
+
+    def unfollow(self, follower: Callable[[str | None], None]) -> None:
+        self._followers.discard(follower)
+
+    async def subscribe(self, payload: str) -> asyncio.Event:
+        """An event set when the packet changes from now on (LISTEN is in place on return)."""
+        await self._listening()
         event = asyncio.Event()
         self._waiters.setdefault(payload, set()).add(event)
         return event
@@ -167,9 +227,11 @@ class Listener:
                     self.answers.open(True)
                     self._ready.set()
                     self._wake(list(self._waiters))
+                    self._tell_followers(None)
                     async for notice in conn.notifies():
                         self.answers.forget(notice.payload)
                         self._wake([notice.payload])
+                        self._tell_followers(notice.payload)
             except (psycopg.Error, OSError) as error:
                 log.warning("LISTEN connection lost (%s); reconnecting", error)
             finally:
@@ -182,6 +244,10 @@ class Listener:
             for event in self._waiters.get(payload, ()):
                 event.set()
 
+    def _tell_followers(self, payload: str | None) -> None:
+        for follower in list(self._followers):
+            follower(payload)
+
 
 class Waiters:
     """This process's listener, seats and reading threads, made for its event loop."""
@@ -189,6 +255,7 @@ class Waiters:
     def __init__(self):
         self.seats = Seats(waiter_capacity())
         self.answers = Answers(self.seats.size)
+        self.tokens = Tokens(TOKEN_SECONDS, TOKENS_KEPT)
         self.listener = Listener(self.answers)
         self._db = ThreadPoolExecutor(
             settings.GATEKEEPER_WAITER_DB_THREADS, thread_name_prefix="waiter-db"

@@ -9,6 +9,7 @@ database connections the node holds, and a burst of decisions reaching their age
 """
 
 import json
+import os
 import select
 import shutil
 import statistics
@@ -31,6 +32,8 @@ FIGURES = [
 
 
 ASGI_THREADS = 4
+# The window in which the node's CPU is measured while agents only wait.
+STEADY_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,11 @@ def _read_line(process: subprocess.Popen, timeout: float) -> str:
     return line
 
 
-def run(bench, agents: int | None = None) -> None:
+def run(bench, agents: int | None = None, split: bool = False) -> None:
     """The phase (with `agents`, that many instead of the mode's): its figures are recorded one
-    by one; a failure skips the rest."""
+    by one; a failure skips the rest. With `split`, gate checks and the queue page go to a
+    gthread server of their own beside the ASGI node, which then serves only the waits
+    (docs/deployment.md, "gthread and ASGI behind one address")."""
     from django.contrib.auth.models import User
 
     from approvals.services.review import packet_approve
@@ -115,7 +120,7 @@ def run(bench, agents: int | None = None) -> None:
     s = SIZES["table" if agents is not None else bench.mode]
     if agents is not None:
         s = replace(s, agents=agents, decided=min(s.decided, max(1, agents // 2)))
-    prefix = f"w{s.agents}"
+    prefix = f"w{s.agents}{'s' if split else ''}"  # each round its own packets
     ids = data.packet_ids(prefix, s.agents + 1)
     data.bulk_packets(
         prefix=prefix,
@@ -132,11 +137,24 @@ def run(bench, agents: int | None = None) -> None:
     packet_approve(packet_id=late_id, user=reviewer)
     run_module = _run_module(bench)
     workers, threads = bench.cpus, ASGI_THREADS
-    server = asgi_server(bench, "asgi-waiters", workers=workers, threads=threads).start()
+    server = asgi_server(bench, "asgi-waiters", workers=workers, threads=1 if split else threads)
+    server.start()
     layout = (
         f"one web node: gunicorn with {workers} uvicorn workers serving gatekeeper.asgi "
         f"({threads} threads each for every request but the long-poll)"
     )
+    sync_server = server
+    if split:
+        sync_server = run_module.Server(
+            "gthread-beside", bench.env, bench.work, workers=workers, threads=threads
+        )
+        sync_server.env["PGAPPNAME"] = APP_NAME
+        sync_server.start()
+        layout = (
+            f"one web node of two services: gunicorn with {workers} uvicorn workers serving "
+            f"gatekeeper.asgi for the waits, and gunicorn gthread ({workers} x {threads}) for "
+            "the gate checks and the pages"
+        )
     agents = run_module.CHILDREN.spawn(
         [run_module.PYTHON, str(BENCH / "waiting_load.py")],
         env=bench.env,
@@ -162,18 +180,40 @@ def run(bench, agents: int | None = None) -> None:
         bench.waiter_rss_kb = (rss_before, _node_rss_kb(run_module, server))
         # Measure in the steady state: the first polls have timed out and gone out again.
         time.sleep(max(0.0, started + s.poll_seconds + 3 - time.monotonic()))
+        # What the waiting alone costs the node, before anything else is asked of it.
+        bench.waiting_cpu = _node_cpu_share(server, STEADY_SECONDS)
+        bench.say(f"waiters: the node's workers used {bench.waiting_cpu:.0%} of a core")
         bench.say(f"waiters: {in_flight} polls in flight after the ramp; measuring")
-        _measure(bench, server, s, late_id, waiting_ids, agents, layout)
+        _measure(bench, server, sync_server, s, late_id, waiting_ids, agents, layout)
     finally:
         server.stop()
+        sync_server.stop()
         run_module.CHILDREN.end(agents)
+
+
+def _node_cpu_share(server, seconds: float) -> float:
+    """CPU time the node's workers used over `seconds` from now, per second of wall time."""
+
+    def used() -> float:
+        ticks = 0
+        for pid in server.worker_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    before, started = used(), time.monotonic()
+    time.sleep(seconds)
+    return (used() - before) / (time.monotonic() - started)
 
 
 def _node_rss_kb(run_module, server) -> int:
     return sum(run_module._status_kb(pid, "VmRSS") or 0 for pid in server.worker_pids())
 
 
-def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
+def _measure(bench, server, sync_server, s, late_id, waiting_ids, agents, layout) -> None:
     from django.contrib.auth.models import User
 
     from approvals.services.review import packet_approve
@@ -206,7 +246,7 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
         "gate while agents wait",
         lambda: load(
             {
-                **bench._gate_job(server, "gate", "waiting", 64, s.gate_seconds, headers),
+                **bench._gate_job(sync_server, "gate", "waiting", 64, s.gate_seconds, headers),
                 "kind": "rate",
                 "rate": s.gate_rate,
                 "threads": 64,
@@ -222,7 +262,7 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
         lambda: load(
             {
                 "kind": "sequential",
-                "url": server.url,
+                "url": sync_server.url,
                 "path": "/approvals/",
                 "headers": {"Cookie": cookie},
                 "warmup": 3,
@@ -267,7 +307,9 @@ def _measure(bench, server, s, late_id, waiting_ids, agents, layout) -> None:
             f"{result['statuses']}, refused {result['refused']}, errors {result['errors']}; "
             f"the node's workers' RSS {bench.waiter_rss_kb[0] / 1024:.0f} MiB before the ramp, "
             f"{bench.waiter_rss_kb[1] / 1024:.0f} MiB after: "
-            f"{(bench.waiter_rss_kb[1] - bench.waiter_rss_kb[0]) / max(1, held):.0f} KiB a waiter",
+            f"{(bench.waiter_rss_kb[1] - bench.waiter_rss_kb[0]) / max(1, held):.0f} KiB a waiter; "
+            f"with only the agents re-polling, the workers used {bench.waiting_cpu:.0%} of a "
+            f"core over {STEADY_SECONDS} s",
         )
     )
     bench.record(
@@ -388,6 +430,12 @@ def main(argv=None) -> int:
         "--gate", action="store_true", help="first the gate figures on gthread, then on ASGI"
     )
     parser.add_argument("--logs", help="a directory to copy the servers' logs to at the end")
+    parser.add_argument(
+        "--layouts",
+        default="one",
+        help="comma-separated, each measured in turn for every count: one (the ASGI node "
+        "serves everything) or split (gate checks and pages on a gthread server beside it)",
+    )
     args = parser.parse_args(argv)
     if not re.fullmatch(r"gk_bench\w*", args.db):
         parser.error("the database name must start with gk_bench (it is dropped and made again)")
@@ -408,8 +456,15 @@ def main(argv=None) -> int:
                 bench.server = None
                 _fresh_account(bench)
         for count in (int(n) for n in args.agents.split(",") if n):
-            bench.say(f"--- {count} agents")
-            bench.guarded("waiters_held", "ratio", count, "", lambda c=count: run(bench, c))
+            for layout in args.layouts.split(","):
+                bench.say(f"--- {count} agents, layout {layout}")
+                bench.guarded(
+                    "waiters_held",
+                    "ratio",
+                    count,
+                    "",
+                    lambda c=count, split=layout == "split": run(bench, c, split),
+                )
         return 1 if bench.failures else 0
     finally:
         if args.logs:

@@ -1,10 +1,11 @@
-"""The ASGI entry point: long-polls wait on the event loop, everything else runs as under gthread.
+"""The ASGI entry point: requests that wait run on the event loop, the rest as under gthread.
 
 `gunicorn gatekeeper.asgi:application -k uvicorn_worker.UvicornWorker` (docs/deployment.md).
-A long-poll (GET /api/v1/approvals/{id}?wait=N) goes to a Django async view and costs no thread
-while it waits. Every other request goes to Django's WSGI handler on a fixed pool of threads,
-each keeping its database connection: Django's own ASGI handler would run each sync view on a
-thread made for that request, so a kept connection would be a new one every time.
+A long-poll (GET /api/v1/approvals/{id}?wait=N) and a reviewer page's event stream
+(GET /approvals/events/) go to Django async views and cost no thread while they wait. Every
+other request goes to Django's WSGI handler on a fixed pool of threads, each keeping its
+database connection: Django's own ASGI handler would run each sync view on a thread made for
+that request, so a kept connection would be a new one every time.
 """
 
 from gatekeeper.startup import start
@@ -23,12 +24,14 @@ class GatekeeperASGI:
         if settings.DEBUG and apps.is_installed("django.contrib.staticfiles"):
             # As runserver does (the demo): with DEBUG on, /static/ is served here too.
             django_wsgi = StaticFilesHandler(django_wsgi)
-        from approvals import waiters
+        from approvals import page_events, waiters
         from approvals.api.waiting import WaitingHandler, is_long_poll
 
         self.everything_else = WSGIMiddleware(django_wsgi, workers=settings.GATEKEEPER_ASGI_THREADS)
         self.long_polls = WaitingHandler()
         self.is_long_poll = is_long_poll
+        self.page_events = page_events
+        self.event_streams = page_events.PageEventsHandler()
         self.waiters = waiters
         waiters.raise_descriptor_limit()
 
@@ -37,6 +40,8 @@ class GatekeeperASGI:
             await self._lifespan(receive, send)
         elif self.is_long_poll(scope):
             await self.long_polls(scope, receive, send)
+        elif self.page_events.is_event_stream(scope):
+            await self.event_streams(scope, receive, send)
         else:
             await self.everything_else(scope, receive, send)
 
@@ -44,8 +49,10 @@ class GatekeeperASGI:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.page_events.end_streams_on_exit_signals()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.page_events.close_for_this_loop()
                 await self.waiters.close_for_this_loop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -8,11 +8,8 @@ wait differs (approvals/waiters.py).
 import asyncio
 import time
 
-from django.core.handlers.asgi import ASGIHandler
-from django.core.handlers.exception import convert_exception_to_response
 from django.db import OperationalError
 from django.http import HttpResponse
-from django.utils.module_loading import import_string
 from pydantic import ValidationError
 
 from approvals import waiters
@@ -28,16 +25,9 @@ from approvals.api.errors import (
 from approvals.errors import GatekeeperError, ValidationFailed
 from approvals.notify import payload_for
 from approvals.serializers import approval_json
+from gatekeeper.async_views import AsyncViewHandler
 
 PATH_PREFIX = "/api/v1/approvals/"
-# Headers every answer carries; all async-capable, so none holds a thread while a poll waits.
-# (The sync-only ones serve browser sessions and the API's HTML-error replacement, which the
-# view does itself.)
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
 
 _bearer = ServiceAccountBearer()
 
@@ -69,7 +59,7 @@ def _answer(request, approval_id: str, answers: waiters.Answers | None) -> dict:
     return answer
 
 
-def _first_read(request, approval_id: str, invalid, answers) -> dict | None:
+def _first_read(request, approval_id: str, invalid, answers, tokens) -> dict | None:
     """The token's account, then the query's verdict, then the approval; None for no account.
 
     In that order, as Ninja runs the sync endpoint: a bad query is told only to its owner.
@@ -77,9 +67,19 @@ def _first_read(request, approval_id: str, invalid, answers) -> dict | None:
     request.auth = _bearer(request)
     if request.auth is None:
         return None
+    tokens.put(request, request.auth)
     if invalid is not None:
         raise invalid
     return _answer(request, approval_id, answers)
+
+
+def _from_memory(here: waiters.Waiters, request, payload: str) -> dict | None:
+    """The answer kept for the packet, when the token was checked a moment ago: no read."""
+    account = here.tokens.get(request)
+    if account is None:
+        return None
+    request.auth = account
+    return here.answers.get(payload, account.id)
 
 
 def _query(request) -> tuple[WaitQuery | None, ValidationFailed | None]:
@@ -101,12 +101,16 @@ async def approval_wait(request, approval_id: str) -> HttpResponse:
         payload = None  # no such approval: the first read says 404
     try:
         if query is None or not query.wait or payload is None:
-            answer = await here.in_db(_first_read, request, approval_id, invalid, None)
+            answer = await here.in_db(_first_read, request, approval_id, invalid, None, here.tokens)
         else:
             # Watch first, then read: a change committed after the read wakes this waiter.
             async with here.watching(payload, query.wait) as changed:
                 kept = here.answers if changed is not None else None
-                answer = await here.in_db(_first_read, request, approval_id, invalid, kept)
+                answer = _from_memory(here, request, payload) if kept and not invalid else None
+                if answer is None:
+                    answer = await here.in_db(
+                        _first_read, request, approval_id, invalid, kept, here.tokens
+                    )
                 if answer is not None and answer["status"] == query.seen:
                     if changed is None:
                         raise here.seats.busy()
@@ -139,23 +143,11 @@ async def _until_changed(here, request, approval_id, query: WaitQuery, changed, 
     return answer
 
 
-class WaitingHandler(ASGIHandler):
-    """Django's ASGI handler for the long-poll alone, through async middleware only."""
+class WaitingHandler(AsyncViewHandler):
+    """The long-poll's view under gatekeeper.asgi."""
 
-    async def __call__(self, scope, receive, send):
-        # Without Django's per-request ThreadSensitiveContext: the thread it makes for the
-        # request's signals would live as long as the poll waits. They run on asgiref's one
-        # shared thread instead (they only check this loop thread's unused connection).
-        await self.handle(scope, receive, send)
-
-    def load_middleware(self, is_async=False):
-        self._view_middleware = []
-        self._template_response_middleware = []
-        self._exception_middleware = []
-        handler = convert_exception_to_response(self._view)
-        for path in reversed(MIDDLEWARE):
-            handler = convert_exception_to_response(import_string(path)(handler))
-        self._middleware_chain = handler
+    def __init__(self):
+        super().__init__(self._view)
 
     async def _view(self, request):
         response = await approval_wait(request, request.path[len(PATH_PREFIX) :])

@@ -83,6 +83,7 @@ def packet_open(
         ),
     )
     grant_packet_access([packet], packet_grants(packet, owner=execution.owner))
+    notify_packets_changed([packet.id])  # it arrives in its reviewers' queues
     record_events(
         [
             Event(

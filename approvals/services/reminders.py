@@ -4,6 +4,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.models import PausePacket
+from approvals.notify import notify_packets_changed
 from approvals.permissions import (
     PACKET_PERMISSIONS,
     grant_packet_access,
@@ -52,4 +53,5 @@ def _escalate(packet: PausePacket, now) -> None:
     """Give the escalation group authority over the packet and tell its members."""
     grant_packet_access([packet], [(route_group(packet.escalate_to), PACKET_PERMISSIONS)])
     PausePacket.objects.filter(id=packet.id).update(escalated_at=now)
+    notify_packets_changed([packet.id])  # it arrives in the escalation group's queue
     enqueue_emails("escalation", packet, members_of(packet.escalate_to), actor="system")

@@ -87,6 +87,15 @@
     });
   });
 
+  // A packet page hears "packet" from its event stream when the packet changes, with a tag of
+  // what the decision card now shows: the card this reviewer's own action swapped in already
+  // shows it (and its outcome notice), so only a card that differs is fetched again.
+  document.addEventListener("htmx:confirm", function (event) {
+    const cause = event.detail.triggeringEvent;
+    if (!cause || cause.type !== "sse:packet" || !cause.detail) return;
+    if (cause.detail.data === event.detail.elt.getAttribute("data-state")) event.preventDefault();
+  });
+
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:afterSwap", tick);
   document.addEventListener("htmx:afterSettle", focusOutcome);

@@ -15,6 +15,7 @@ from django.db import connection
 
 from approvals import waiters
 from approvals.services.review import packet_approve
+from tests.asgi import get_scope
 from tests.conftest import gate_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,24 +39,8 @@ def _approval(api, thread_id: str = "onboard-1") -> dict:
 
 async def _get(app, path: str, query: str = "", token: str | None = None, *, timeout=20):
     """One GET through the ASGI application: (status, headers, body)."""
-    headers = [(b"host", b"testserver")]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-    }
-    communicator = ApplicationCommunicator(app, scope)
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    communicator = ApplicationCommunicator(app, get_scope(path, query, headers))
     await communicator.send_input({"type": "http.request", "body": b""})
     start = await communicator.receive_output(timeout)
     body = b""
@@ -358,3 +343,33 @@ def test_answers_are_dropped_when_listening_stops_and_bounded_in_number():
     assert [answers.get(p, 1) is not None for p in ("p1", "p2", "p3")] == [False, True, True]
     answers.open(False)
     assert answers.get("p3", 1) is None
+
+
+def test_a_re_poll_right_after_a_checked_token_reads_nothing_and_a_revoked_token_soon_fails(
+    app, api, api_account, monkeypatch
+):
+    account, token = api_account
+    monkeypatch.setattr(waiters, "TOKEN_SECONDS", 1.0)
+    approval = _approval(api)
+    path = f"/api/v1/approvals/{approval['id']}"
+    # Answered at once: the status is not the one named, so nothing waits.
+    query = "wait=5&seen=approved"
+
+    async def scenario():
+        first = await _get(app, path, query, token)  # reads the token and the packet
+        await asyncio.get_running_loop().run_in_executor(None, _revoke, account.id)
+        kept = await _get(app, path, query, token)  # from memory: no read saw the revocation
+        await asyncio.sleep(1.1)
+        later = await _get(app, path, query, token)
+        return first, kept, later
+
+    first, kept, later = _run(scenario)
+    assert first[0] == 200 and kept[0] == 200 and json.loads(kept[2]) == json.loads(first[2])
+    assert later[0] == 401
+
+
+def _revoke(account_id: int) -> None:
+    from approvals.models import ServiceAccount
+
+    ServiceAccount.objects.filter(id=account_id).update(is_active=False)
+    connection.close()

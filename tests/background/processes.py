@@ -155,7 +155,9 @@ class WebNode(ChildProcess):
 
     stop_signal = signal.SIGQUIT  # quick shutdown: no request is left to finish
 
-    def __init__(self, name: str, env: dict, log_dir: Path, threads: int = 4, asgi=False):
+    def __init__(
+        self, name: str, env: dict, log_dir: Path, threads: int = 4, asgi=False, graceful=2
+    ):
         self.port = free_port()
         argv = [
             sys.executable,
@@ -163,7 +165,7 @@ class WebNode(ChildProcess):
             "gunicorn",
             f"--bind=127.0.0.1:{self.port}",
             "--workers=1",
-            "--graceful-timeout=2",
+            f"--graceful-timeout={graceful}",
             "--no-control-socket",  # two nodes on one machine would share its default path
         ]
         if asgi:  # the long-poll on an event loop (docs/deployment.md)
