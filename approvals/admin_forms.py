@@ -18,7 +18,7 @@ from approvals.admin_match import (
     conditions_initial,
 )
 from approvals.errors import ValidationFailed
-from approvals.gate_request import GateRequest, parse_gate_request
+from approvals.gate_request import GateRequest, json_problems, parse_gate_request
 from approvals.models import Policy, ServiceAccount
 from approvals.policy_documents import SETTING_KEYS, policy_problems
 from gatekeeper.outbound import url_problem
@@ -27,6 +27,31 @@ from gatekeeper.outbound import url_problem
 POLICY_FIELDS = ("name", "priority", "enabled", "mode", "effect", *SETTING_KEYS)
 # "required_approvals" and "match.tool" name the form fields "required_approvals", "match_tool".
 _TOP_FIELD = re.compile(r"[^.\[]+")
+
+
+class StorableJSONField(forms.JSONField):
+    """A JSON form field whose value jsonb can hold, and whose text can always be shown again.
+
+    "\\ud800" decodes to a lone surrogate: Django's field would accept it, then fail to encode
+    the page that shows it back (a 500), or the database would refuse it. Refused here, and
+    shown back as the escape it was typed as. The replay form's draft document uses it.
+    """
+
+    def validate(self, value):
+        super().validate(value)
+        problems = json_problems(value)
+        if problems:
+            message, where = problems[0]["message"], problems[0]["field"].removeprefix("body.")
+            place = f" (at {where})" if where != "body" else ""
+            raise forms.ValidationError(f"{message[:1].upper()}{message[1:]}{place}.")
+
+    def prepare_value(self, value):
+        text = super().prepare_value(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(value, ensure_ascii=True, cls=self.encoder)
+        return text
 
 
 # Submit buttons of the policy form that redisplay it instead of saving (no JavaScript needed).
