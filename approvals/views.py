@@ -12,8 +12,11 @@ from approvals import dashboard, forms, wording
 from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
+from approvals.selectors import executions, timeline
 from approvals.services import review
 from audit.jsontext import pretty_json
+from audit.models import MAX_SEQ
+from audit.selectors.access import can_browse
 
 STATUS_TABS = [
     ("open", "Open"),
@@ -184,3 +187,30 @@ def reconcile(request, packet_id):
         )
 
     return _act(request, packet_id, action)
+
+
+def _seq(query, key) -> int | None:
+    value = query.get(key, "")
+    # isdigit() alone passes "²", which int() refuses.
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_SEQ else None
+
+
+@require_GET
+@login_required
+def execution_timeline(request, execution_id):
+    execution = executions.execution_for_user(user=request.user, execution_id=execution_id)
+    if execution is None:
+        raise Http404("no such execution")
+    record = timeline.execution_timeline(
+        user=request.user,
+        execution=execution,
+        before=_seq(request.GET, "before"),
+        after=_seq(request.GET, "after"),
+    )
+    template = "audit/execution.html#timeline" if request.htmx else "audit/execution.html"
+    context = {
+        "execution": execution,
+        "timeline": record,
+        "can_browse": can_browse(request.user),
+    }
+    return TemplateResponse(request, template, context)

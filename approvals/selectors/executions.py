@@ -1,10 +1,13 @@
-"""Reads: executions and their steps, shaped for the API and the pages."""
+"""Reads of executions: which a user may read, and their steps shaped for the API and pages."""
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from approvals.dashboard import packets_visible_to
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
 from audit.models import AuditEvent
+from audit.selectors.access import can_browse
 
 
 def execution_steps(execution: Execution) -> tuple[list[dict], list[dict]]:
@@ -70,3 +73,36 @@ def execution_detail(execution: Execution) -> dict:
         "record": record,
         "gaps": gaps,
     }
+
+
+def executions_visible_to(user) -> QuerySet[Execution]:
+    """Executions whose record the user may read (DESIGN section 5).
+
+    Auditors and superusers read every one; others the executions they own (as the owning user or
+    a member of the owning group) and those with a packet they may view. One query.
+    """
+    executions = Execution.objects.all()
+    if not user.is_active:
+        return executions.none()
+    if can_browse(user):
+        return executions
+    # The same reading of an owner string as approvals.permissions.owner_principal.
+    owned_by_group = (
+        Q(owner__in=user.groups.values("name"))
+        & ~Q(owner__startswith="user:")
+        & ~Q(owner__startswith="service:")
+    )
+    return executions.filter(
+        Q(owner=f"user:{user.get_username()}")
+        | owned_by_group
+        | Exists(packets_visible_to(user).filter(execution=OuterRef("pk")))
+    )
+
+
+def execution_for_user(*, user, execution_id) -> Execution | None:
+    return (
+        executions_visible_to(user)
+        .select_related("service_account")
+        .filter(id=execution_id)
+        .first()
+    )

@@ -6,12 +6,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.errors import AlreadyDecided, Expired, InvalidState, NotFound, ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import ContextInput
 from approvals.models import Execution, GateCheck, PausePacket, ServiceAccount, StepOutcome
 from approvals.permissions import UNKNOWN_OWNER, owner_exists
 from approvals.services.packets import packet_close, packet_open
 from approvals.services.policies import PacketSettings
-from audit.models import AuditEvent
 from audit.services import Event, record_events
 
 OUTCOME_SIDE_EFFECT = {
@@ -46,11 +46,7 @@ def execution_change_owner_locked(
     execution.owner = owner
     execution.owner_changed_at = now
     execution.save(update_fields=["owner", "owner_changed_at"])
-    kind = (
-        AuditEvent.Kind.EXECUTION_TAKEN_OVER
-        if takeover_by
-        else AuditEvent.Kind.EXECUTION_OWNER_CHANGED
-    )
+    kind = EventKind.EXECUTION_TAKEN_OVER if takeover_by else EventKind.EXECUTION_OWNER_CHANGED
     events = [
         Event(
             kind,
@@ -137,7 +133,7 @@ def step_record_outcome(
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.STEP_OUTCOME,
+                    EventKind.STEP_OUTCOME,
                     actor=service_account.actor,
                     execution_id=execution.id,
                     packet_id=packet.id if packet else None,

@@ -3,10 +3,10 @@
 from django.db import connection, transaction
 from django.utils import timezone
 
+from approvals.events import EventKind
 from approvals.models import PausePacket
 from approvals.notify import notify_packets_changed
 from approvals.services.outbox import outbox_packets_changed
-from audit.models import AuditEvent
 from audit.services import LOCK_CHAIN_SQL, chain_append_sql
 
 # A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
@@ -69,7 +69,7 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
                     "now": now,
                     "batch": batch_size,
                     "at": timezone.now(),
-                    "kind": AuditEvent.Kind.PACKET_EXPIRED,
+                    "kind": EventKind.PACKET_EXPIRED,
                 },
             )
             rows = cursor.fetchall()

@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import GateRequest
 from approvals.models import Execution, GateCheck, PausePacket, Policy, ServiceAccount
 from approvals.permissions import UNKNOWN_OWNER
@@ -30,7 +31,6 @@ from approvals.services.policies import (
 )
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
-from audit.models import AuditEvent
 from audit.services import (
     COMMIT_WITHOUT_WAITING_SQL,
     Event,
@@ -234,7 +234,7 @@ def _decide(service_account, request: GateRequest, canonical, request_hash, exec
         "reason": verdict.reason,
     }
     event = Event(
-        AuditEvent.Kind.GATE_CHECKED,
+        EventKind.GATE_CHECKED,
         actor=service_account.actor,
         execution_id=execution.id,
         data={

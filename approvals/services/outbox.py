@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -18,16 +19,17 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from approvals import emails, webhooks
+from approvals.events import EventKind
 from approvals.models import OutboxMessage, PausePacket
 from approvals.permissions import users_who_may_resume
 from approvals.serializers import approval_json
-from audit.models import AuditEvent
 from audit.services import Event, record_events
 
 Status = OutboxMessage.Status
 DECIDED_STATUSES = ("approved", "rejected", "expired", "terminated", "applied")
 # The decision record's checkpoint (audit.checkpoint), signed with its own secret.
 AUDIT_CHECKPOINT = "audit.checkpoint"
+DELIVER_TASK = "approvals.tasks.deliver_outbox_message"
 WEBHOOK_GIVE_UP_AFTER = timedelta(hours=24)
 EMAIL_MAX_ATTEMPTS = 8
 
@@ -45,10 +47,10 @@ def _queue_on_commit(messages: list[OutboxMessage]) -> None:
 
 
 def _queue(ids: list[str]) -> None:
-    from approvals.tasks import deliver_outbox_message
-
+    # By name: approvals.tasks imports this module, and this one must not import it back.
+    deliver = current_app.tasks[DELIVER_TASK]
     for message_id in ids:
-        deliver_outbox_message.delay(message_id)
+        deliver.delay(message_id)
 
 
 def enqueue(messages: list[OutboxMessage]) -> None:
@@ -91,7 +93,7 @@ def enqueue_emails(topic: str, packet: PausePacket, users: Iterable, *, actor: s
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.NOTIFICATION_QUEUED,
+                    EventKind.NOTIFICATION_QUEUED,
                     actor=actor,
                     execution_id=packet.execution_id,
                     packet_id=packet.id,
@@ -185,9 +187,9 @@ def deliver(message_id) -> str:
         )
         if done:
             kind = (
-                AuditEvent.Kind.WEBHOOK_DELIVERED
+                EventKind.WEBHOOK_DELIVERED
                 if message.kind == OutboxMessage.Kind.WEBHOOK
-                else AuditEvent.Kind.NOTIFICATION_SENT
+                else EventKind.NOTIFICATION_SENT
             )
             packet = PausePacket.objects.filter(id=message.packet_id).values("execution_id").first()
             record_events(

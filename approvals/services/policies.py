@@ -7,11 +7,11 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from approvals.errors import ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate
-from audit.models import AuditEvent
 from audit.services import record_event
 
 
@@ -75,7 +75,7 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
             policy=policy, version=policy.version, document=document, changed_by=actor
         )
         record_event(
-            AuditEvent.Kind.POLICY_CHANGED,
+            EventKind.POLICY_CHANGED,
             actor=actor,
             data={"policy": policy.name, "version": policy.version, "document": document},
         )

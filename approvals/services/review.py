@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from approvals.branch_table import Facts, Outcome, decide_approval, guard
 from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
+from approvals.events import EventKind
 from approvals.identity import same_identity
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
 from approvals.notify import notify_packets_changed
@@ -20,7 +21,6 @@ from approvals.permissions import can_view, packet_authority
 from approvals.services.outbox import outbox_packets_changed
 from approvals.services.packets import packet_close
 from approvals.snapshot import snapshot_hash
-from audit.models import AuditEvent
 from audit.services import Event, record_events
 
 
@@ -174,7 +174,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
         voters.append(user.get_username())
         events.append(
             Event(
-                AuditEvent.Kind.PACKET_VOTED,
+                EventKind.PACKET_VOTED,
                 actor=_actor(user),
                 execution_id=packet.execution_id,
                 packet_id=packet.id,
@@ -251,7 +251,7 @@ def _edit(packet: PausePacket, edited_args: dict, snapshot: str, user) -> Event:
     packet.snapshot_hash = snapshot
     packet.save(update_fields=["edited_args", "snapshot_hash"])
     return Event(
-        AuditEvent.Kind.PACKET_EDITED,
+        EventKind.PACKET_EDITED,
         actor=_actor(user),
         execution_id=packet.execution_id,
         packet_id=packet.id,
@@ -309,7 +309,7 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         if packet.status != PausePacket.Status.RECONCILING:
             raise InvalidState("only a packet in reconciling can be reconciled")
         outcome_event = Event(
-            AuditEvent.Kind.STEP_OUTCOME,
+            EventKind.STEP_OUTCOME,
             actor=_actor(user),
             execution_id=packet.execution_id,
             packet_id=packet.id,
@@ -369,7 +369,7 @@ def packet_comment(*, packet_id, user, comment: str) -> ActionResult:
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.PACKET_COMMENTED,
+                    EventKind.PACKET_COMMENTED,
                     actor=_actor(user),
                     execution_id=packet.execution_id,
                     packet_id=packet.id,
