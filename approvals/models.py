@@ -266,7 +266,7 @@ class PausePacket(models.Model):
                 name="packet_open_by_deadline",
             ),
             models.Index(fields=["execution", "step_index"], name="packet_step"),
-            # The queue's status tabs count each status up to a cap (approvals.dashboard):
+            # The queue's status tabs count each status up to a cap (approvals.selectors.queue):
             # with id in the index, each count is an index-only scan that stops at the cap,
             # however rare the status or long the history.
             models.Index(

@@ -8,11 +8,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from approvals import dashboard, forms, wording
+from approvals import forms, wording
 from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
-from approvals.selectors import executions, timeline
+from approvals.selectors import executions, packets, timeline
+from approvals.selectors import queue as queues
 from approvals.services import review
 from audit.jsontext import pretty_json
 from audit.models import MAX_SEQ
@@ -33,8 +34,8 @@ STATUS_TABS = [
 @require_GET
 @login_required
 def queue(request):
-    filters = dashboard.QueueFilters.from_query(request.GET)
-    page, counts = dashboard.queue_page(request.user, filters, request.GET.get("page"))
+    filters = queues.QueueFilters.from_query(request.GET)
+    page, counts = queues.queue_page(request.user, filters, request.GET.get("page"))
     tabs = [
         {
             "label": label,
@@ -61,21 +62,21 @@ def queue(request):
 def open_count(request):
     """The open-packet count in the top bar; htmx refreshes it after every action."""
     return TemplateResponse(
-        request, "approvals/_open_count.html", {"open_count": dashboard.open_count(request.user)}
+        request, "approvals/_open_count.html", {"open_count": queues.open_count(request.user)}
     )
 
 
 def _packet_or_404(request, packet_id) -> PausePacket:
-    packet = dashboard.packet_for_user(request.user, packet_id)
+    packet = packets.packet_for_user(request.user, packet_id)
     if packet is None:
         raise Http404("no such approval")
     return packet
 
 
 def _packet_context(request, packet: PausePacket, **extra) -> dict:
-    votes = dashboard.packet_votes(packet)
+    votes = packets.packet_votes(packet)
     voters = [vote.user.get_username() for vote in votes]
-    outcome = dashboard.approval_preview(packet, voters=voters)
+    outcome = packets.approval_preview(packet, voters=voters)
     username = request.user.get_username()
     return {
         "packet": packet,
@@ -88,7 +89,7 @@ def _packet_context(request, packet: PausePacket, **extra) -> dict:
         "take_over_consequence": wording.take_over_consequence(packet),
         "args_json": pretty_json(packet.effective_args),
         "original_args_json": pretty_json(packet.args),
-        "record": dashboard.execution_recent_record(packet),
+        "record": packets.execution_recent_record(packet),
         **extra,
     }
 

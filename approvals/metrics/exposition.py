@@ -18,8 +18,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from approvals.metrics import queries
 from approvals.models import OutboxMessage, PausePacket
+from approvals.selectors import sla
 
 # The classic text format, spelled out: newer prometheus-client releases moved
 # CONTENT_TYPE_LATEST to version 1.0.0, while generate_latest still writes 0.0.4.
@@ -46,7 +46,7 @@ class PacketCollector:
             "Packets that reached their deadline undecided, since the beginning.",
             labels=["workflow"],
         )
-        for workflow, status, count in queries.packets_by_workflow_and_status(self.packets):
+        for workflow, status, count in sla.packets_by_workflow_and_status(self.packets):
             if status == PausePacket.Status.EXPIRED:
                 expired.add_metric([workflow], count)
             else:
@@ -61,10 +61,10 @@ class PacketCollector:
             labels=["workflow"],
         )
         since = now - timedelta(days=self.days)
-        for histogram in queries.latency_histograms(self.packets, since=since):
+        for histogram in sla.latency_histograms(self.packets, since=since):
             buckets = [
                 (floatToGoString(edge), count)
-                for edge, count in zip(queries.LATENCY_BUCKETS, histogram.buckets, strict=True)
+                for edge, count in zip(sla.LATENCY_BUCKETS, histogram.buckets, strict=True)
             ]
             latency.add_metric(
                 [histogram.workflow], [*buckets, ("+Inf", histogram.count)], histogram.sum

@@ -3,9 +3,9 @@
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from approvals.dashboard import packets_visible_to
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
+from approvals.selectors.packets import packets_visible_to
 from audit.models import AuditEvent
 from audit.selectors.access import can_browse
 

@@ -1,25 +1,16 @@
-"""Reads for the reviewer dashboard: what a user may see, narrowed by guardian, in few queries."""
+"""The reviewer queue: its page of packets and its capped status counts, in few queries."""
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlencode
 
-from django.contrib.auth.models import Permission, User
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
-from approvals.branch_table import Facts, Outcome, decide_approval
 from approvals.forms import QueueFilterForm
-from approvals.models import (
-    PausePacket,
-    PausePacketGroupObjectPermission,
-    PausePacketUserObjectPermission,
-    Vote,
-)
-from audit.models import AuditEvent
+from approvals.models import PausePacket, Vote
+from approvals.selectors.packets import packets_visible_to, view_grants
 
 PAGE_SIZE = 50
 QUEUE_STATUSES = ("open", "all", *PausePacket.Status.values)
@@ -33,47 +24,6 @@ QUEUE_COUNT_CAP = 1000
 QUEUE_FEW_GRANTS = 10_000
 # Page numbers past this are past the end of any queue; it keeps LIMIT inside a bigint.
 _LAST_COUNTED_PAGE = 10**9
-
-
-def packets_visible_to(user) -> QuerySet[PausePacket]:
-    """Packets the user may view: superusers all, others through a user or group grant.
-
-    One query with two EXISTS subqueries on guardian's direct-foreign-key tables, so a list of
-    any length costs the same.
-    """
-    packets = PausePacket.objects.all()
-    if user.is_superuser:
-        return packets
-    if not user.is_active:
-        return packets.none()
-    by_user = PausePacketUserObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), user=user, permission__codename="view_pausepacket"
-    )
-    by_group = PausePacketGroupObjectPermission.objects.filter(
-        content_object=OuterRef("pk"),
-        group__user=user,
-        permission__codename="view_pausepacket",
-    )
-    return packets.filter(Exists(by_user) | Exists(by_group))
-
-
-def _view_grants(user) -> tuple[QuerySet, QuerySet]:
-    """The user's view grants on packets: given to them, and given to one of their groups.
-
-    The permission and the user's groups are subqueries PostgreSQL runs once per statement, so
-    each packet's grant is found in guardian's unique (user or group, permission, object) index
-    alone: a probe costs half what the joins of packets_visible_to cost. (That function keeps its
-    joins: the metrics and timeline pages, which hash every grant, were no faster this way in a
-    trial at 100,000 packets.)
-    """
-    view = Permission.objects.filter(
-        content_type__app_label="approvals", codename="view_pausepacket"
-    ).values("id")[:1]
-    groups = User.groups.through.objects.filter(user=user).values("group_id")
-    return (
-        PausePacketUserObjectPermission.objects.filter(user=user, permission=view),
-        PausePacketGroupObjectPermission.objects.filter(group__in=groups, permission=view),
-    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +50,7 @@ class _QueueReads:
             return cls(packets, packets, few=False)
         if not user.is_active:
             return cls(packets.none(), packets.none(), few=True)
-        by_user, by_group = _view_grants(user)
+        by_user, by_group = view_grants(user)
         granted = by_user.values("content_object_id").union(
             by_group.values("content_object_id"), all=True
         )
@@ -306,37 +256,3 @@ def open_count(user) -> CappedCount:
         _QueueReads.for_user(user).limited.filter(status__in=PausePacket.OPEN_STATUSES).order_by()
     )
     return CappedCount.of(open_packets[:QUEUE_COUNT_CAP].count(), QUEUE_COUNT_CAP)
-
-
-def packet_for_user(user, packet_id) -> PausePacket | None:
-    return (
-        packets_visible_to(user)
-        .select_related("execution", "execution__parent", "requested_by", "superseded_by")
-        .filter(id=packet_id)
-        .first()
-    )
-
-
-def approval_preview(
-    packet: PausePacket, *, voters: list[str], now: datetime | None = None
-) -> Outcome:
-    """What approving would do right now: the branch table, asked without acting."""
-    return decide_approval(
-        Facts(
-            now=now or timezone.now(),
-            expires_at=packet.expires_at,
-            fresh_until=packet.fresh_until,
-            owner_changed=packet.owner != packet.execution.owner,
-            side_effect=packet.side_effect,
-            votes_with_this_one=len(voters) + 1,
-            required_approvals=packet.required_approvals,
-        )
-    )
-
-
-def packet_votes(packet: PausePacket) -> list:
-    return list(packet.current_votes().select_related("user"))
-
-
-def execution_recent_record(packet: PausePacket, limit: int = 12) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(execution_id=packet.execution_id).order_by("-id")[:limit])

@@ -11,11 +11,11 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 
-from approvals.dashboard import packets_visible_to
 from approvals.events import EventKind
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
 from approvals.selectors.executions import executions_visible_to
+from approvals.selectors.packets import packets_visible_to
 from audit.models import AuditEvent
 from audit.selectors.summaries import Entry, step_of
 
