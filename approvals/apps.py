@@ -14,6 +14,7 @@ class ApprovalsConfig(AppConfig):
 
         # audit never imports approvals: what it needs to know of approvals is registered here.
         from approvals import events, tasks  # noqa: F401
+        from approvals.channels import email, webhook  # noqa: F401  (each registers itself)
         from approvals.models import Execution
         from approvals.services import checkpoints
         from audit import checkpoint, execution_table

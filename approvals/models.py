@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from approvals import channel_registry
+
 
 class Decision(models.TextChoices):
     ALLOW = "allow"
@@ -356,10 +358,6 @@ class OutboxMessage(models.Model):
     redelivered task never sends twice; a periodic re-drive delivers whatever was left behind.
     """
 
-    class Kind(models.TextChoices):
-        EMAIL = "email"
-        WEBHOOK = "webhook"
-
     class Status(models.TextChoices):
         PENDING = "pending"
         SENDING = "sending"
@@ -368,7 +366,8 @@ class OutboxMessage(models.Model):
         UNDELIVERABLE = "undeliverable"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The channel (approvals/channels/) that delivers it.
+    kind = models.CharField(max_length=10, choices=channel_registry.choices)
     topic = models.CharField(max_length=40, help_text="new_packet, reminder, approval.decided, ...")
     packet = models.ForeignKey(
         PausePacket, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"

@@ -18,6 +18,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from approvals import channel_registry
+from approvals.channels import webhook
 from approvals.models import OutboxMessage, PausePacket
 from approvals.selectors import sla
 
@@ -89,11 +91,9 @@ class OutboxCollector:
         figures = OutboxMessage.objects.aggregate(
             **{
                 kind: Count("id", filter=waiting & Q(kind=kind))
-                for kind in OutboxMessage.Kind.values
+                for kind, _label in channel_registry.choices()
             },
-            failed=Count(
-                "id", filter=Q(kind=OutboxMessage.Kind.WEBHOOK, status=OutboxMessage.Status.FAILED)
-            ),
+            failed=Count("id", filter=Q(kind=webhook.KIND, status=OutboxMessage.Status.FAILED)),
         )
         failed = figures.pop("failed")
         counts = figures
