@@ -24,7 +24,7 @@ from django.db import close_old_connections, connections
 
 from approvals.errors import DATABASE_UNREACHABLE, Unavailable
 from approvals.longpoll import Seats, listen_params
-from approvals.notify import CHANNEL
+from approvals.wakeups import CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from approvals.api.errors import (
     unavailable_response,
 )
 from approvals.errors import GatekeeperError, ValidationFailed
-from approvals.notify import payload_for
 from approvals.serializers import approval_json
+from approvals.wakeups import payload_for
 
 PATH_PREFIX = "/api/v1/approvals/"
 # Headers every answer carries; all async-capable, so none holds a thread while a poll waits.

@@ -5,8 +5,7 @@ from django.utils import timezone
 
 from approvals.events import EventKind
 from approvals.models import PausePacket
-from approvals.notify import notify_packets_changed
-from approvals.services.outbox import outbox_packets_changed
+from approvals.services.changes import packets_changed
 from audit.services import LOCK_CHAIN_SQL, chain_append_sql
 
 # A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
@@ -73,16 +72,17 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
                 },
             )
             rows = cursor.fetchall()
-            notify_packets_changed(packet_id for packet_id, _ in rows)
             to_tell = [packet_id for packet_id, tell in rows if tell]
-            if to_tell:
-                outbox_packets_changed(
-                    list(
-                        PausePacket.objects.filter(id__in=to_tell).select_related(
-                            "execution", "requested_by"
-                        )
+            packets_changed(
+                list(
+                    PausePacket.objects.filter(id__in=to_tell).select_related(
+                        "execution", "requested_by"
                     )
                 )
+                if to_tell
+                else [],
+                untold_ids=[packet_id for packet_id, tell in rows if not tell],
+            )
         total += len(rows)
         if len(rows) < batch_size:
             return total

@@ -6,9 +6,9 @@ from django.utils import timezone
 
 from approvals.events import EventKind
 from approvals.models import Execution, GateCheck, PausePacket
-from approvals.notify import notify_packets_changed
 from approvals.permissions import grant_packet_access, packet_grants
-from approvals.services.outbox import outbox_packet_opened, outbox_packets_changed
+from approvals.services.changes import packets_changed
+from approvals.services.outbox import outbox_packet_opened
 from approvals.services.policies import PacketSettings
 from approvals.snapshot import snapshot_hash
 from audit.services import Event, record_events
@@ -139,8 +139,7 @@ def packet_close(
     packet.save(
         update_fields=["status", "branch", "decision", "decided_at", "decided_by", "comment"]
     )
-    notify_packets_changed([packet.id])
-    outbox_packets_changed([packet])
+    packets_changed([packet])
     return Event(
         STATUS_EVENTS[status],
         actor=actor,

@@ -16,11 +16,11 @@ from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFou
 from approvals.events import EventKind
 from approvals.identity import same_identity
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
-from approvals.notify import notify_packets_changed
 from approvals.permissions import can_view, packet_authority
-from approvals.services.outbox import outbox_packets_changed
+from approvals.services.changes import packets_changed
 from approvals.services.packets import packet_close
 from approvals.snapshot import snapshot_hash
+from approvals.wakeups import wake_waiters
 from audit.services import Event, record_events
 
 
@@ -170,7 +170,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
         )
         # The approval's JSON counts votes: a waiting poll answers with the count as it is.
-        notify_packets_changed([packet.id])
+        wake_waiters([packet.id])
         voters.append(user.get_username())
         events.append(
             Event(
@@ -347,8 +347,7 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
         packet.status = PausePacket.Status.PENDING
         packet.branch = None
         packet.save(update_fields=["side_effect", "status", "branch"])
-        notify_packets_changed([packet.id])
-        outbox_packets_changed([packet])
+        packets_changed([packet])
         record_events([outcome_event])
         return ActionResult(
             packet,
