@@ -39,12 +39,13 @@ from approvals.services.service_accounts import (
     service_account_create,
     service_account_rotate_token,
 )
+from audit.actors import user_actor
 from audit.admin import pretty_json
 from audit.jsontext import VisibleValuesListFilter, visible_column
 
 
 def _actor(request) -> str:
-    return f"user:{request.user.get_username()}"
+    return user_actor(request.user)
 
 
 def _adopt(obj, saved) -> None:

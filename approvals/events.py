@@ -6,6 +6,13 @@ are the record's, so they never change.
 
 from django.db import models
 
+from approvals.outcomes import (
+    AGENT_MUST_REFRESH,
+    STEP_BLOCKED,
+    STEP_RUNS,
+    STEP_SKIPPED,
+    WRITE_MAY_HAVE_HAPPENED,
+)
 from audit import kinds
 from audit.words import get, names, shorten, with_comment
 
@@ -66,7 +73,7 @@ def _gate_checked(data, step):
     words += f"{DECISION_WORDS.get(decision, decision)} {_policy_words(get(data, 'policy', {}))}"
     side_effect = get(data, "side_effect", "not_started")
     if side_effect != "not_started":
-        words += f"; the write may already have happened ({side_effect})"
+        words += f"; {WRITE_MAY_HAVE_HAPPENED} ({side_effect})"
     return words
 
 
@@ -109,9 +116,9 @@ def _decided(verb: str, outcome: str):
 def _packet_terminated(data, step):
     reason = get(data, "reason")
     return (
-        f"Terminated ({shorten(reason, 80)}): the step is blocked"
+        f"Terminated ({shorten(reason, 80)}): {STEP_BLOCKED}"
         if reason
-        else ("Terminated: the step is blocked")
+        else f"Terminated: {STEP_BLOCKED}"
     )
 
 
@@ -154,18 +161,18 @@ SUMMARIES = {
     EventKind.PACKET_VOTED: _packet_voted,
     EventKind.PACKET_EDITED: _packet_edited,
     EventKind.PACKET_COMMENTED: lambda data, step: with_comment("Comment", get(data, "comment")),
-    EventKind.PACKET_APPROVED: _decided("Approved", "the step may run"),
-    EventKind.PACKET_REJECTED: _decided("Rejected", "the step is blocked"),
+    EventKind.PACKET_APPROVED: _decided("Approved", STEP_RUNS),
+    EventKind.PACKET_REJECTED: _decided("Rejected", STEP_BLOCKED),
     EventKind.PACKET_EXPIRED: lambda data, step: (
-        "Expired: nobody decided before the deadline, so the step is blocked"
+        f"Expired: nobody decided before the deadline, so {STEP_BLOCKED}"
     ),
     EventKind.PACKET_RE_REVIEW: lambda data, step: (
-        "Sent back for re-review: the context went stale and the agent must refresh it"
+        f"Sent back for re-review: the context went stale and {AGENT_MUST_REFRESH}"
     ),
     EventKind.PACKET_RECONCILING: lambda data, step: (
-        "Sent to reconcile: the write may already have happened"
+        f"Sent to reconcile: {WRITE_MAY_HAVE_HAPPENED}"
     ),
-    EventKind.PACKET_APPLIED: _decided("Reconciled", "the write happened, so the step is skipped"),
+    EventKind.PACKET_APPLIED: _decided("Reconciled", STEP_SKIPPED),
     EventKind.PACKET_TERMINATED: _packet_terminated,
     EventKind.PACKET_SUPERSEDED: lambda data, step: (
         "Superseded: replaced by a new approval with fresh context"

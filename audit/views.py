@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from audit import kinds, selectors
+from audit.actors import named_user
 from audit.csv_export import export_csv
 from audit.models import MAX_SEQ
 from gatekeeper.text_input import FilterField
@@ -75,7 +76,7 @@ class AuditFilterForm(forms.Form):
         # A bare name means a user: "alice" is user:alice. Exact, so it stays an index lookup.
         actor = self.cleaned_data["actor"]
         if actor and ":" not in actor and actor != "system":
-            return f"user:{actor}"
+            return named_user(actor)
         return actor
 
     def clean(self):

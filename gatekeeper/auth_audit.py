@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.dispatch import receiver
 
 from audit import kinds
+from audit.actors import user_actor
 from audit.services import record_event
 from gatekeeper.login import REFUSED, lockout_ends
 from gatekeeper.security import client_ip
@@ -62,7 +63,7 @@ def record_login(sender, request, user, **kwargs):
     with transaction.atomic():
         record_event(
             AuthEvent.AUTH_LOGIN,
-            actor=f"user:{user.get_username()}",
+            actor=user_actor(user),
             data={"ip": client_ip(request)},
         )
 

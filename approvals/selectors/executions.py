@@ -6,6 +6,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
 from approvals.selectors.packets import packets_visible_to
+from audit.actors import user_actor
 from audit.models import AuditEvent
 from audit.selectors.access import can_browse
 
@@ -93,7 +94,7 @@ def executions_visible_to(user) -> QuerySet[Execution]:
         & ~Q(owner__startswith="service:")
     )
     return executions.filter(
-        Q(owner=f"user:{user.get_username()}")
+        Q(owner=user_actor(user))
         | owned_by_group
         | Exists(packets_visible_to(user).filter(execution=OuterRef("pk")))
     )

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission, User
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from approvals.branch_table import Facts, Outcome, decide_approval
+from approvals.branch_table import Outcome, decide_approval
 from approvals.models import (
     PausePacket,
     PausePacketGroupObjectPermission,
@@ -71,15 +71,7 @@ def approval_preview(
 ) -> Outcome:
     """What approving would do right now: the branch table, asked without acting."""
     return decide_approval(
-        Facts(
-            now=now or timezone.now(),
-            expires_at=packet.expires_at,
-            fresh_until=packet.fresh_until,
-            owner_changed=packet.owner != packet.execution.owner,
-            side_effect=packet.side_effect,
-            votes_with_this_one=len(voters) + 1,
-            required_approvals=packet.required_approvals,
-        )
+        packet.facts(now=now or timezone.now(), votes_with_this_one=len(voters) + 1)
     )
 
 

@@ -3,7 +3,7 @@
 from django.db import connection, transaction
 from django.utils import timezone
 
-from approvals.models import PausePacket
+from approvals.models import OPEN_STATUSES, PausePacket, sql_list
 from approvals.permissions import (
     PACKET_PERMISSIONS,
     grant_packet_access,
@@ -14,11 +14,11 @@ from approvals.permissions import (
 from approvals.services.outbox import enqueue_emails
 
 # Claim the due packets, so that two sweepers never remind twice.
-_CLAIM = """
+_CLAIM = f"""
 UPDATE approvals_pausepacket SET reminded_at = %(now)s
  WHERE id IN (
        SELECT id FROM approvals_pausepacket
-        WHERE status IN ('pending', 're_review', 'reconciling')
+        WHERE status IN ({sql_list(OPEN_STATUSES)})
           AND reminded_at IS NULL
           AND expires_at > %(now)s
           AND expires_at - remind_before_seconds * interval '1 second' <= %(now)s
@@ -26,7 +26,7 @@ UPDATE approvals_pausepacket SET reminded_at = %(now)s
         LIMIT %(batch)s
           FOR UPDATE SKIP LOCKED)
 RETURNING id
-"""
+"""  # noqa: S608 (composed from constants only)
 
 
 def packets_remind(*, now=None, batch_size: int = 500) -> int:
