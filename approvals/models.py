@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from approvals import channel_registry
@@ -293,7 +294,7 @@ class PausePacket(models.Model):
         return f"{self.execution.thread_id} step {self.step_index} ({self.status})"
 
     def get_absolute_url(self):
-        return f"/approvals/{self.id}/"
+        return reverse("approvals:packet", args=[self.id])
 
     @property
     def is_open(self) -> bool:

@@ -152,28 +152,35 @@ def approve(request, packet_id):
     return _act(request, packet_id, action)
 
 
-def _comment_action(service):
-    """A view for an action that takes only the reviewer's comment."""
-
-    @require_POST
-    @login_required
-    def view(request, packet_id):
-        return _act(
-            request,
-            packet_id,
-            lambda: service(
-                packet_id=packet_id,
-                user=request.user,
-                comment=forms.review_comment(request.POST.get("comment", "")),
-            ),
-        )
-
-    return view
+def _with_comment(request, packet_id, service):
+    """An action that takes only the reviewer's comment."""
+    return _act(
+        request,
+        packet_id,
+        lambda: service(
+            packet_id=packet_id,
+            user=request.user,
+            comment=forms.review_comment(request.POST.get("comment", "")),
+        ),
+    )
 
 
-reject = _comment_action(review.packet_reject)
-take_over = _comment_action(review.packet_take_over)
-comment = _comment_action(review.packet_comment)
+@require_POST
+@login_required
+def reject(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_reject)
+
+
+@require_POST
+@login_required
+def take_over(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_take_over)
+
+
+@require_POST
+@login_required
+def comment(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_comment)
 
 
 @require_POST

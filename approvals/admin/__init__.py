@@ -20,9 +20,9 @@ from guardian.admin import (
 )
 from guardian.shortcuts import get_perms_for_model
 
-from approvals import admin_outbox  # noqa: F401 - registers the deliveries and the user admin
-from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
-from approvals.admin_views import one_time_secrets, policy_dry_run
+from approvals.admin import outbox  # noqa: F401 - registers the deliveries and the user admin
+from approvals.admin.forms import PolicyForm, ServiceAccountAddForm
+from approvals.admin.views import one_time_secrets, policy_dry_run
 from approvals.models import (
     Execution,
     GateCheck,

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
-from approvals.admin_forms import DryRunForm
+from approvals.admin.forms import DryRunForm
 from approvals.services.policies import policy_verdict
 
 

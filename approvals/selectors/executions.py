@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.urls import reverse
 
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
@@ -68,7 +69,7 @@ def execution_detail(execution: Execution) -> dict:
         "workflow": execution.workflow,
         "owner": execution.owner,
         "status": "waiting" if waiting else "active",
-        "url": f"{settings.GATEKEEPER_BASE_URL}/executions/{execution.id}/",
+        "url": settings.GATEKEEPER_BASE_URL + reverse("approvals:execution", args=[execution.id]),
         "parent_thread_id": execution.parent.thread_id if execution.parent_id else None,
         "steps": steps,
         "record": record,
