@@ -43,9 +43,8 @@ def view_grants(user) -> tuple[QuerySet, QuerySet]:
 
     The permission and the user's groups are subqueries PostgreSQL runs once per statement, so
     each packet's grant is found in guardian's unique (user or group, permission, object) index
-    alone: a probe costs half what the joins of packets_visible_to cost. (That function keeps its
-    joins: the metrics and timeline pages, which hash every grant, were no faster this way in a
-    trial at 100,000 packets.)
+    alone, cheaper than the joins of packets_visible_to. (That function keeps its joins: the
+    pages that hash every grant gain nothing this way; bench/PROFILES.md.)
     """
     view = Permission.objects.filter(
         content_type__app_label="approvals", codename="view_pausepacket"

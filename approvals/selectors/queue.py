@@ -18,9 +18,8 @@ QUEUE_STATUSES = ("open", "all", *PausePacket.Status.values)
 # over every visible packet, history included, on every refresh of every open queue.
 QUEUE_COUNT_CAP = 1000
 # A user holding fewer view grants than this is read from the grants (cost: their grants); one
-# holding more, packet by packet (cost: the cap over the share of packets they may see). 10,000 is
-# about where the two cost the same for 100,000 packets; it keeps a user who sees 1% of them
-# (1,000 grants) from probing the whole table.
+# holding more, packet by packet (cost: the cap over the share of packets they may see). About
+# where the two cost the same (bench/PROFILES.md).
 QUEUE_FEW_GRANTS = 10_000
 # Page numbers past this are past the end of any queue; it keeps LIMIT inside a bigint.
 _LAST_COUNTED_PAGE = 10**9
