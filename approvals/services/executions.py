@@ -2,7 +2,6 @@
 
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from approvals.errors import AlreadyDecided, Expired, InvalidState, NotFound, ValidationFailed
@@ -12,6 +11,7 @@ from approvals.models import Execution, GateCheck, PausePacket, ServiceAccount, 
 from approvals.permissions import UNKNOWN_OWNER, owner_exists
 from approvals.services.packets import packet_close, packet_open
 from approvals.services.policies import PacketSettings
+from approvals.services.transactions import action_atomic
 from audit.services import Event, record_events
 
 OUTCOME_SIDE_EFFECT = {
@@ -87,7 +87,7 @@ def execution_change_owner(
     The owner must exist already (a group, `user:<name>` or `service:<name>`): nothing is
     ever created for a name an agent sends.
     """
-    with transaction.atomic():
+    with action_atomic():
         execution = execution_for(service_account, thread_id, lock=True)
         if not owner_exists(owner):
             raise ValidationFailed.of([{"field": "owner", "message": UNKNOWN_OWNER}])
@@ -107,7 +107,7 @@ def step_record_outcome(
     detail: dict,
 ) -> dict:
     """Record what happened to a step's write; an outcome for an ungated step is kept as a gap."""
-    with transaction.atomic():
+    with action_atomic():
         execution = execution_for(service_account, thread_id)
         gated = GateCheck.objects.filter(execution=execution, step_index=step_index).exists()
         StepOutcome.objects.create(
@@ -156,7 +156,7 @@ def packet_refresh(
     """Replace a stale packet by a new pending one with fresh context and new deadlines."""
     now = now or timezone.now()
     expired = False
-    with transaction.atomic():
+    with action_atomic():
         packet = (
             PausePacket.objects.select_for_update(of=("self",))
             .select_related("execution", "gate_check")

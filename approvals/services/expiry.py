@@ -1,11 +1,12 @@
 """Expiry: nothing is ever approved by time passing; an overdue packet is rejected as expired."""
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from approvals.events import EventKind
 from approvals.models import OPEN_STATUSES, Decision, PacketStatus, PausePacket, sql_list
 from approvals.services.changes import packets_changed
+from approvals.services.transactions import action_atomic
 from audit.services import LOCK_CHAIN_SQL, chain_append_sql
 
 # A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
@@ -73,7 +74,7 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
     now = now or timezone.now()
     total = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with action_atomic(), connection.cursor() as cursor:
             cursor.execute(LOCK_CHAIN_SQL)
             cursor.execute(
                 _EXPIRE_BATCH,

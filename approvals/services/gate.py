@@ -12,7 +12,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
@@ -29,6 +29,7 @@ from approvals.services.policies import (
     policy_verdict,
     rules_from_rows,
 )
+from approvals.services.transactions import action_atomic
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
 from audit.services import (
@@ -118,7 +119,7 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
     """
     canonical = canonical_json(body)
     request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-    with transaction.atomic():
+    with action_atomic():
         # Every answer, new or replayed, leaves only once the check is on disk: a replay may
         # read a check committed a moment ago, without waiting, by a concurrent request.
         wait_until_durable_on_commit()

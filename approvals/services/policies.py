@@ -12,6 +12,7 @@ from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate
+from approvals.services.transactions import action_atomic
 from audit.services import record_event
 
 
@@ -94,7 +95,7 @@ def policies_import(*, documents, actor: str) -> dict[str, int]:
             details={"errors": problems},
         )
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    with transaction.atomic():
+    with action_atomic():
         for document in documents:
             existed = Policy.objects.filter(name=document["name"]).exists()
             _, changed = policy_save(document=document, actor=actor)

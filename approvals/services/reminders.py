@@ -1,6 +1,6 @@
 """Reminders and escalation, `remind_before_seconds` before a packet's deadline."""
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from approvals.models import OPEN_STATUSES, PausePacket, sql_list
@@ -12,6 +12,7 @@ from approvals.permissions import (
     users_who_may_resume,
 )
 from approvals.services.outbox import enqueue_emails
+from approvals.services.transactions import action_atomic
 
 # Claim the due packets, so that two sweepers never remind twice.
 _CLAIM = f"""
@@ -34,7 +35,7 @@ def packets_remind(*, now=None, batch_size: int = 500) -> int:
     now = now or timezone.now()
     total = 0
     while True:
-        with transaction.atomic():
+        with action_atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_CLAIM, {"now": now, "batch": batch_size})
                 ids = [row[0] for row in cursor.fetchall()]

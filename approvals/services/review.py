@@ -8,7 +8,6 @@ AlreadyDecided, naming who decided and when.
 
 from dataclasses import dataclass, replace
 
-from django.db import transaction
 from django.utils import timezone
 
 from approvals.branch_table import Outcome, decide_approval, guard
@@ -21,6 +20,7 @@ from approvals.permissions import can_view, packet_authority
 from approvals.services.changes import packets_changed
 from approvals.services.expiry import expired_event_data
 from approvals.services.packets import packet_close
+from approvals.services.transactions import action_atomic
 from approvals.snapshot import snapshot_hash
 from approvals.wakeups import wake_waiters
 from audit.actors import user_actor
@@ -102,7 +102,7 @@ def _current_voters(packet: PausePacket) -> list[str]:
 
 def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> ActionResult:
     """Approve, optionally with edited args, and let the branch table decide what follows."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=True)
         # One moment for the whole action: read the clock twice and a deadline can pass between
         # the guard and the decision, which then meets a row it was told could not happen.
@@ -266,7 +266,7 @@ def args_diff(before: dict, after: dict) -> dict:
 
 def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
     """A veto: anyone who may view the packet (route or owner) ends it at once."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=False)
         guarded = guard(packet.facts(now=timezone.now()))
         if guarded is not None:
@@ -288,7 +288,7 @@ def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
 
 def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> ActionResult:
     """Record whether a write of uncertain fate happened."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=True)
         guarded = guard(packet.facts(now=timezone.now()))
         if guarded is not None:
@@ -348,7 +348,7 @@ def packet_comment(*, packet_id, user, comment: str) -> ActionResult:
     comment = comment.strip()
     if not comment:
         raise ValidationFailed.of([{"field": "comment", "message": "is required"}])
-    with transaction.atomic():
+    with action_atomic():
         packet = PausePacket.objects.select_related("execution").filter(id=packet_id).first()
         if packet is None or not can_view(user, packet):
             raise NotFound("no such approval")
@@ -370,7 +370,7 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
     """The reviewer becomes the execution's owner; every open branch of it is terminated."""
     from approvals.services.executions import execution_change_owner_locked
 
-    with transaction.atomic():
+    with action_atomic():
         execution_id = (
             PausePacket.objects.filter(id=packet_id).values_list("execution_id", flat=True).first()
         )
