@@ -24,7 +24,6 @@ from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -48,6 +47,7 @@ from approvals.services.gate import gate_check
 from approvals.services.policies import policies_import
 from approvals.services.review import packet_approve, packet_reconcile, packet_reject
 from approvals.services.service_accounts import service_account_create
+from approvals.services.transactions import seeding
 
 DEMO_PASSWORD = "gatekeeper-demo"
 SERVICE_ACCOUNT = "demo-agent"
@@ -143,7 +143,7 @@ class SeedResult:
 def demo_seed() -> SeedResult:
     """Create the demo roles, users, service account, policies and executions (idempotent)."""
     result = SeedResult()
-    with transaction.atomic():
+    with seeding():
         groups = _seed_groups()
         _seed_users(groups, result)
         account = _seed_service_account(result)

@@ -16,7 +16,8 @@ from approvals.errors import ValidationFailed
 from approvals.identity import identity_problem
 from gatekeeper.text_input import text_problem
 
-THREAD_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+THREAD_ID_PATTERN = r"[A-Za-z0-9._:-]{1,200}"
+THREAD_ID = re.compile(THREAD_ID_PATTERN)
 MAX_INDEX = 2**31 - 1
 MAX_DEPTH = 32
 SIDE_EFFECTS = ("not_started", "landed", "indeterminate")
@@ -253,10 +254,10 @@ def parse_gate_request(body: Any, *, require_key: bool = True) -> GateRequest:
     )
     thread_id = _text(errors, execution.get("thread_id"), "execution.thread_id")
     if thread_id and not THREAD_ID.fullmatch(thread_id):
-        errors.add("execution.thread_id", "must match [A-Za-z0-9._:-]{1,200}")
+        errors.add("execution.thread_id", f"must match {THREAD_ID_PATTERN}")
     parent = execution.get("parent_thread_id")
     if parent is not None and not (isinstance(parent, str) and THREAD_ID.fullmatch(parent)):
-        errors.add("execution.parent_thread_id", "must match [A-Za-z0-9._:-]{1,200}")
+        errors.add("execution.parent_thread_id", f"must match {THREAD_ID_PATTERN}")
         parent = None
     step = _object(errors, top.get("step"), "step", {"index", "name"})
     index = step.get("index")

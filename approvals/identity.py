@@ -5,25 +5,9 @@ string comparison lets `ALICE`, ` alice` or `alice` followed by a zero-width spa
 """
 
 import functools
-import re
 import unicodedata
 
-# Invisible in most fonts though not in a refused category: Hangul fillers, the combining
-# grapheme joiner, Khmer inherent vowels, the Braille blank and variation selectors.
-_INVISIBLE = frozenset(
-    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
-    | set(range(0xFE00, 0xFE10))
-    | set(range(0xE0100, 0xE01F0))
-)
-# Controls, format characters (zero-width, bidi, BOM, tags), line and paragraph separators.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-# Where Unicode puts every character of those categories: the first two planes and plane 14.
-_PLANES_WITH_REFUSED = (range(0x20000), range(0xE0000, 0xE1000))
-
-
-def is_invisible(char: str) -> bool:
-    """A character that prints as nothing or moves text around, so two names look alike."""
-    return ord(char) in _INVISIBLE or unicodedata.category(char) in _REFUSED_CATEGORIES
+from audit.invisible import character_class, is_invisible
 
 
 def identity_problem(value: str) -> str | None:
@@ -39,20 +23,7 @@ def identity_problem(value: str) -> str | None:
 @functools.cache
 def identity_pattern() -> str:
     """The same rule as a regular expression, for the OpenAPI document to tell clients."""
-    refused = [
-        code
-        for plane in _PLANES_WITH_REFUSED
-        for code in plane
-        if not 0xD800 <= code <= 0xDFFF and is_invisible(chr(code))
-    ]
-    ranges, start = [], refused[0]
-    for previous, code in zip(refused, [*refused[1:], None], strict=True):
-        if code != previous + 1:
-            ranges.append(
-                re.escape(chr(start)) + ("-" + re.escape(chr(previous)) if previous > start else "")
-            )
-            start = code
-    return "^[^" + "".join(ranges) + "]*$"
+    return "^[^" + character_class() + "]*$"
 
 
 def identity_key(name: str) -> str:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from approvals.errors import Busy
-from approvals.notify import CHANNEL, payload_for
+from approvals.wakeups import CHANNEL, payload_for
 
 
 class Seats:

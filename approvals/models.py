@@ -4,7 +4,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+from approvals import channel_registry
+from approvals.branch_table import Facts
 
 
 class Decision(models.TextChoices):
@@ -187,19 +191,31 @@ class GateCheck(models.Model):
         return f"{self.execution_id} step {self.step_index}: {self.decision}"
 
 
+class PacketStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    RE_REVIEW = "re_review"
+    RECONCILING = "reconciling"
+    APPLIED = "applied"
+    TERMINATED = "terminated"
+    SUPERSEDED = "superseded"
+
+
+# A list, as the constraints and indexes below were written (their migrations compare equal).
+OPEN_STATUSES = [PacketStatus.PENDING, PacketStatus.RE_REVIEW, PacketStatus.RECONCILING]
+
+
+def sql_list(values) -> str:
+    """Enum values as an SQL list of literals, for statements written as text (never input)."""
+    return ", ".join(f"'{value}'" for value in values)
+
+
 class PausePacket(models.Model):
     """What a reviewer decides on (DESIGN section 3)."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        APPROVED = "approved"
-        REJECTED = "rejected"
-        EXPIRED = "expired"
-        RE_REVIEW = "re_review"
-        RECONCILING = "reconciling"
-        APPLIED = "applied"
-        TERMINATED = "terminated"
-        SUPERSEDED = "superseded"
+    Status = PacketStatus
 
     class Branch(models.TextChoices):
         RESUME = "resume"
@@ -207,7 +223,7 @@ class PausePacket(models.Model):
         RECONCILE = "reconcile"
         TERMINATE = "terminate"
 
-    OPEN_STATUSES = (Status.PENDING, Status.RE_REVIEW, Status.RECONCILING)
+    OPEN_STATUSES = tuple(OPEN_STATUSES)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # The foreign keys have no index of their own: every expiry writes each index of the row,
@@ -272,7 +288,7 @@ class PausePacket(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["execution", "step_index"],
-                condition=Q(status__in=["pending", "re_review", "reconciling"]),
+                condition=Q(status__in=OPEN_STATUSES),
                 name="packet_one_open_per_step",
             ),
             models.CheckConstraint(
@@ -283,11 +299,11 @@ class PausePacket(models.Model):
         indexes = [
             models.Index(
                 fields=["expires_at"],
-                condition=Q(status__in=["pending", "re_review", "reconciling"]),
+                condition=Q(status__in=OPEN_STATUSES),
                 name="packet_open_by_deadline",
             ),
             models.Index(fields=["execution", "step_index"], name="packet_step"),
-            # The queue's status tabs count each status up to a cap (approvals.dashboard):
+            # The queue's status tabs count each status up to a cap (approvals.selectors.queue):
             # with id in the index, each count is an index-only scan that stops at the cap,
             # however rare the status or long the history.
             models.Index(
@@ -299,11 +315,23 @@ class PausePacket(models.Model):
         return f"{self.execution.thread_id} step {self.step_index} ({self.status})"
 
     def get_absolute_url(self):
-        return f"/approvals/{self.id}/"
+        return reverse("approvals:packet", args=[self.id])
 
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    def facts(self, *, now, votes_with_this_one: int = 0) -> Facts:
+        """What the branch table decides on, as this packet stands at `now`."""
+        return Facts(
+            now=now,
+            expires_at=self.expires_at,
+            fresh_until=self.fresh_until,
+            owner_changed=self.owner != self.execution.owner,
+            side_effect=self.side_effect,
+            votes_with_this_one=votes_with_this_one,
+            required_approvals=self.required_approvals,
+        )
 
     @property
     def effective_args(self) -> dict:
@@ -370,6 +398,14 @@ class PausePacketGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(PausePacket, on_delete=models.CASCADE)
 
 
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed", "failed (gave up)"
+    UNDELIVERABLE = "undeliverable"
+
+
 class OutboxMessage(models.Model):
     """A side effect (an email, a webhook) written in the transaction of the change it reports.
 
@@ -377,19 +413,11 @@ class OutboxMessage(models.Model):
     redelivered task never sends twice; a periodic re-drive delivers whatever was left behind.
     """
 
-    class Kind(models.TextChoices):
-        EMAIL = "email"
-        WEBHOOK = "webhook"
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed", "failed (gave up)"
-        UNDELIVERABLE = "undeliverable"
+    Status = OutboxStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The channel (approvals/channels/) that delivers it.
+    kind = models.CharField(max_length=10, choices=channel_registry.choices)
     topic = models.CharField(max_length=40, help_text="new_packet, reminder, approval.decided, ...")
     packet = models.ForeignKey(
         PausePacket, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox"
@@ -413,7 +441,7 @@ class OutboxMessage(models.Model):
         indexes = [
             models.Index(
                 fields=["next_attempt_at"],
-                condition=Q(status__in=["pending", "sending"]),
+                condition=Q(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]),
                 name="outbox_due",
             ),
         ]

@@ -7,7 +7,7 @@ thread and no database connection while it is open. The process's one LISTEN con
 one hub, which gathers the packets changed in a moment and asks, once per signed-in user with
 a stream open, which of them that user may see. An event carries no packet data: its name
 (`queue`: something in your queue changed; `packet`: the packet this page shows did) and, for
-`packet`, an opaque tag of the decision card (dashboard.decision_state), so that a page already
+`packet`, an opaque tag of the decision card (selectors.packets.decision_state), so a page already
 showing it (its reviewer's own action) fetches nothing. The page re-fetches its fragment
 through the normal, permission-checked views.
 """
@@ -23,8 +23,9 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
 from django.http import HttpResponse, StreamingHttpResponse
 
-from approvals import dashboard, waiters
+from approvals import waiters
 from approvals.errors import Unavailable
+from approvals.selectors import packets as packet_reads
 from gatekeeper.async_views import AsyncViewHandler
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class Hub:
             asked = [changed] * len(users)
         shown = {s.packet for s in self.streams if s.packet and (everything or s.packet in changed)}
         states, *visible = await asyncio.gather(
-            self.here.in_db(dashboard.decision_states, shown),
+            self.here.in_db(packet_reads.decision_states, shown),
             *(self.here.in_db(_visible_among, u, ids) for u, ids in zip(users, asked, strict=True)),
         )
         for user, seen in zip(users, visible, strict=True):
@@ -131,7 +132,7 @@ def _visible_among(user, packet_ids: set[str]) -> set[str]:
     """Which of the packets the user may see."""
     if not packet_ids:
         return set()
-    packets = dashboard.packets_visible_to(user).filter(id__in=packet_ids)
+    packets = packet_reads.packets_visible_to(user).filter(id__in=packet_ids)
     return {str(packet_id) for packet_id in packets.values_list("id", flat=True)}
 
 
@@ -192,7 +193,7 @@ def _signed_in(request, packet: str | None):
         return None, False
     if packet is None:
         return user, True
-    return user, dashboard.packets_visible_to(user).filter(id=packet).exists()
+    return user, packet_reads.packets_visible_to(user).filter(id=packet).exists()
 
 
 def _refused(status: int, text: str, **headers) -> HttpResponse:

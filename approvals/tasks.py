@@ -7,7 +7,7 @@ from approvals.services.expiry import packets_expire_overdue
 from approvals.services.reminders import packets_remind
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=outbox.DELIVER_TASK, acks_late=True, ignore_result=True)
 def deliver_outbox_message(message_id: str) -> str:
     return outbox.deliver(message_id)
 

@@ -14,4 +14,5 @@ urlpatterns = [
     path("approvals/<uuid:packet_id>/reconcile/", views.reconcile, name="reconcile"),
     path("approvals/<uuid:packet_id>/takeover/", views.take_over, name="takeover"),
     path("approvals/<uuid:packet_id>/comment/", views.comment, name="comment"),
+    path("executions/<uuid:execution_id>/", views.execution_timeline, name="execution"),
 ]

@@ -8,12 +8,16 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from approvals import dashboard, forms, wording
+from approvals import forms, wording
 from approvals.errors import GatekeeperError, NotFound, ValidationFailed
 from approvals.models import PausePacket
 from approvals.permissions import can_resume
+from approvals.selectors import executions, packets, timeline
+from approvals.selectors import queue as queues
 from approvals.services import review
 from audit.jsontext import pretty_json
+from audit.models import MAX_SEQ
+from audit.selectors.access import can_browse
 
 STATUS_TABS = [
     ("open", "Open"),
@@ -30,8 +34,8 @@ STATUS_TABS = [
 @require_GET
 @login_required
 def queue(request):
-    filters = dashboard.QueueFilters.from_query(request.GET)
-    page, counts = dashboard.queue_page(request.user, filters, request.GET.get("page"))
+    filters = queues.QueueFilters.from_query(request.GET)
+    page, counts = queues.queue_page(request.user, filters, request.GET.get("page"))
     tabs = [
         {
             "label": label,
@@ -58,27 +62,27 @@ def queue(request):
 def open_count(request):
     """The open-packet count in the top bar; htmx refreshes it after every action."""
     return TemplateResponse(
-        request, "approvals/_open_count.html", {"open_count": dashboard.open_count(request.user)}
+        request, "approvals/_open_count.html", {"open_count": queues.open_count(request.user)}
     )
 
 
 def _packet_or_404(request, packet_id) -> PausePacket:
-    packet = dashboard.packet_for_user(request.user, packet_id)
+    packet = packets.packet_for_user(request.user, packet_id)
     if packet is None:
         raise Http404("no such approval")
     return packet
 
 
 def _packet_context(request, packet: PausePacket, **extra) -> dict:
-    votes = dashboard.packet_votes(packet)
+    votes = packets.packet_votes(packet)
     voters = [vote.user.get_username() for vote in votes]
-    outcome = dashboard.approval_preview(packet, voters=voters)
+    outcome = packets.approval_preview(packet, voters=voters)
     username = request.user.get_username()
     return {
         "packet": packet,
         "execution": packet.execution,
         "votes": votes,
-        "decision_state": dashboard.decision_state(packet.status, packet.snapshot_hash, len(votes)),
+        "decision_state": packets.decision_state(packet.status, packet.snapshot_hash, len(votes)),
         "can_resume": can_resume(request.user, packet),
         "is_requester": review.is_requester(packet, request.user),
         "has_voted": username in voters,
@@ -86,7 +90,7 @@ def _packet_context(request, packet: PausePacket, **extra) -> dict:
         "take_over_consequence": wording.take_over_consequence(packet),
         "args_json": pretty_json(packet.effective_args),
         "original_args_json": pretty_json(packet.args),
-        "record": dashboard.execution_recent_record(packet),
+        "record": packets.execution_recent_record(packet),
         **extra,
     }
 
@@ -149,28 +153,35 @@ def approve(request, packet_id):
     return _act(request, packet_id, action)
 
 
-def _comment_action(service):
-    """A view for an action that takes only the reviewer's comment."""
-
-    @require_POST
-    @login_required
-    def view(request, packet_id):
-        return _act(
-            request,
-            packet_id,
-            lambda: service(
-                packet_id=packet_id,
-                user=request.user,
-                comment=forms.review_comment(request.POST.get("comment", "")),
-            ),
-        )
-
-    return view
+def _with_comment(request, packet_id, service):
+    """An action that takes only the reviewer's comment."""
+    return _act(
+        request,
+        packet_id,
+        lambda: service(
+            packet_id=packet_id,
+            user=request.user,
+            comment=forms.review_comment(request.POST.get("comment", "")),
+        ),
+    )
 
 
-reject = _comment_action(review.packet_reject)
-take_over = _comment_action(review.packet_take_over)
-comment = _comment_action(review.packet_comment)
+@require_POST
+@login_required
+def reject(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_reject)
+
+
+@require_POST
+@login_required
+def take_over(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_take_over)
+
+
+@require_POST
+@login_required
+def comment(request, packet_id):
+    return _with_comment(request, packet_id, review.packet_comment)
 
 
 @require_POST
@@ -194,3 +205,30 @@ def events(request):
     the browser not to reconnect, and the pages keep refreshing themselves on a timer. Under
     gatekeeper.asgi, approvals/page_events.py answers this URL."""
     return HttpResponse(status=204)
+
+
+def _seq(query, key) -> int | None:
+    value = query.get(key, "")
+    # isdigit() alone passes "²", which int() refuses.
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_SEQ else None
+
+
+@require_GET
+@login_required
+def execution_timeline(request, execution_id):
+    execution = executions.execution_for_user(user=request.user, execution_id=execution_id)
+    if execution is None:
+        raise Http404("no such execution")
+    record = timeline.execution_timeline(
+        user=request.user,
+        execution=execution,
+        before=_seq(request.GET, "before"),
+        after=_seq(request.GET, "after"),
+    )
+    template = "audit/execution.html#timeline" if request.htmx else "audit/execution.html"
+    context = {
+        "execution": execution,
+        "timeline": record,
+        "can_browse": can_browse(request.user),
+    }
+    return TemplateResponse(request, template, context)

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from approvals.errors import DATABASE_UNREACHABLE, Unavailable
 from approvals.longpoll import Seats, listen_params
-from approvals.notify import CHANNEL
+from approvals.wakeups import CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,14 @@ from django.utils.timesince import timesince, timeuntil
 
 from approvals.branch_table import Outcome
 from approvals.models import PausePacket
+from approvals.outcomes import AGENT_MUST_REFRESH, DEADLINE_PASSED, WRITE_MAY_HAVE_HAPPENED
 
 
 def approve_consequence(packet: PausePacket, outcome: Outcome, *, votes: int) -> str:
     now = timezone.now()
     if outcome is Outcome.EXPIRED:
         return (
-            f"The decision deadline passed {timesince(packet.expires_at, now)} ago: "
+            f"{DEADLINE_PASSED.capitalize()} {timesince(packet.expires_at, now)} ago: "
             "approving now expires this packet and blocks the step."
         )
     if outcome is Outcome.TERMINATE:
@@ -21,13 +22,13 @@ def approve_consequence(packet: PausePacket, outcome: Outcome, *, votes: int) ->
         )
     if outcome is Outcome.RECONCILE:
         return (
-            f"The write may already have happened (side effect {packet.side_effect}): approving "
+            f"{WRITE_MAY_HAVE_HAPPENED.capitalize()} (side effect {packet.side_effect}): approving "
             "now sends this to reconcile, where someone records whether it happened."
         )
     if outcome is Outcome.RE_REVIEW:
         return (
             "Approving now sends this back to re-review: the context went stale "
-            f"{timesince(packet.fresh_until, now)} ago, so the agent must refresh it."
+            f"{timesince(packet.fresh_until, now)} ago, so {AGENT_MUST_REFRESH}."
         )
     if outcome is Outcome.RESUME:
         return (

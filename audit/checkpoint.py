@@ -16,14 +16,12 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
+from typing import Protocol
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from approvals.models import OutboxMessage
-from approvals.services import outbox
 from audit.chain import GENESIS_HASH
 from audit.services import wait_until_durable_on_commit
 
@@ -88,42 +86,48 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return Checkpoint(seq, digest)
 
 
-def _due(now) -> bool:
-    # A tenth of the interval short: beat's next run may come a little early, and must not
-    # find the last checkpoint too recent and skip a whole interval.
-    since = now - timedelta(seconds=settings.GATEKEEPER_AUDIT_CHECKPOINT_SECONDS * 0.9)
-    made = OutboxMessage.objects.filter(topic=outbox.AUDIT_CHECKPOINT, created_at__gt=since)
-    return not made.exists()
+class CheckpointSink(Protocol):
+    """Somewhere a checkpoint goes besides the log, registered by the app that sends it there."""
+
+    def enabled(self) -> bool:
+        """Whether this sink is configured at all."""
+
+    def due(self, now: datetime) -> bool:
+        """False while the last checkpoint sent here is too recent for another."""
+
+    def send(self, head: Checkpoint, now: datetime) -> None:
+        """Queue the checkpoint in the caller's transaction."""
+
+
+_sinks: list[CheckpointSink] = []
+
+
+def register_sink(sink: CheckpointSink) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
 
 
 @transaction.atomic
 def audit_checkpoint() -> Checkpoint | None:
-    """Log the record's head and, with a receiver configured, queue it as a signed webhook.
+    """Log the record's head and send it to every enabled sink (approvals registers the signed
+    webhook to GATEKEEPER_AUDIT_CHECKPOINT_URL).
 
-    With a receiver, at most one checkpoint per GATEKEEPER_AUDIT_CHECKPOINT_SECONDS (less a
+    With a sink, at most one checkpoint per GATEKEEPER_AUDIT_CHECKPOINT_SECONDS (less a
     tenth) is made, however often beat and `manage.py sweep` call this; None when one was made
     within that time.
     The line is logged, and the webhook queued, only once the head is durable: a gate check
     commits without waiting for the disk, and a checkpoint naming a row a crash could still
     take back would later look like tampering.
     """
-    url = settings.GATEKEEPER_AUDIT_CHECKPOINT_URL
+    sinks = [sink for sink in _sinks if sink.enabled()]
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHECKPOINT_LOCK_KEY])
-    if url and not _due(now):
+    if not all(sink.due(now) for sink in sinks):
         return None
     head = current_head()
     wait_until_durable_on_commit()
     transaction.on_commit(lambda: logger.info("audit checkpoint %s", head))
-    if url:
-        outbox.enqueue(
-            [
-                outbox.webhook_message(
-                    outbox.AUDIT_CHECKPOINT,
-                    {"checkpoint": {"seq": head.seq, "hash": head.hash, "at": now}},
-                    recipient=url,
-                )
-            ]
-        )
+    for sink in sinks:
+        sink.send(head, now)
     return head

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from django.db import connection
 from psycopg import sql
 
-from audit.selectors import EVENTS_FROM, AuditFilters
+from audit.execution_table import events_from
+from audit.selectors import AuditFilters
 
 # Bytes gathered before a chunk goes to the client; small COPY rows would otherwise each cost a
 # write. A slow, sparse export still flushes every FLUSH_SECONDS so progress shows.
@@ -60,7 +61,7 @@ def export_query(filters: AuditFilters) -> sql.Composed:
         thread_id=neutralised(sql.SQL("x.thread_id")),
         workflow=neutralised(sql.SQL("x.workflow")),
         data=neutralised(sql.SQL("e.data::text")),
-        source=EVENTS_FROM,
+        source=events_from(),
         where=filters.where(),
     )
     return sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(select)

@@ -6,27 +6,40 @@ agent wrote is shown with those characters as visible escapes, on every page, in
 in email; templates escape the result like any other text, it is never marked safe.
 """
 
+import functools
 import json
 import re
 
 from django.contrib import admin
 
-# C0 (tab and newline aside: they only space text), DEL and C1, zero-width and direction
-# marks, bidi embeddings, overrides and isolates, invisible operators, line and paragraph
-# separators, the Arabic letter mark, deprecated format characters, and the byte-order mark.
-HIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
-)
+from audit.invisible import character_class
+
+
+@functools.cache
+def _hidden() -> re.Pattern:
+    # Every character of the one rule (audit.invisible) but tab and newline, which only space
+    # text. Built on first use: listing the rule's characters takes a noticeable moment.
+    return re.compile("[" + character_class(except_for="\t\n") + "]")
+
+
+def __getattr__(name: str):
+    if name == "HIDDEN":
+        return _hidden()
+    raise AttributeError(name)
 
 
 def _escape(match: re.Match) -> str:
-    return f"\\u{ord(match.group()):04x}"
+    code = ord(match.group())
+    if code > 0xFFFF:  # as JSON writes it, a surrogate pair, so the text parses back the same
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def visible(text) -> str:
     """The text with every HIDDEN character written as \\uXXXX; anything else as str()."""
     text = "" if text is None else str(text)
-    return HIDDEN.sub(_escape, text)
+    return _hidden().sub(_escape, text)
 
 
 def pretty_json(value) -> str:

@@ -1,5 +1,10 @@
 from django.db import models
 
+from audit import kinds
+
+# The largest seq the bigint key holds: a cursor past it names no row.
+MAX_SEQ = 2**63 - 1
+
 
 class AuditEvent(models.Model):
     """One row of the append-only, hash-chained decision record (DESIGN section 8).
@@ -8,35 +13,11 @@ class AuditEvent(models.Model):
     describe. The database refuses UPDATE, DELETE and TRUNCATE (see migration 0002).
     """
 
-    class Kind(models.TextChoices):
-        GATE_CHECKED = "gate.checked"
-        PACKET_CREATED = "packet.created"
-        PACKET_VOTED = "packet.voted"
-        PACKET_EDITED = "packet.edited"
-        PACKET_COMMENTED = "packet.commented"
-        PACKET_APPROVED = "packet.approved"
-        PACKET_REJECTED = "packet.rejected"
-        PACKET_EXPIRED = "packet.expired"
-        PACKET_RE_REVIEW = "packet.re_review"
-        PACKET_RECONCILING = "packet.reconciling"
-        PACKET_APPLIED = "packet.applied"
-        PACKET_TERMINATED = "packet.terminated"
-        PACKET_SUPERSEDED = "packet.superseded"
-        EXECUTION_OWNER_CHANGED = "execution.owner_changed"
-        EXECUTION_TAKEN_OVER = "execution.taken_over"
-        STEP_OUTCOME = "step.outcome"
-        NOTIFICATION_QUEUED = "notification.queued"
-        NOTIFICATION_SENT = "notification.sent"
-        WEBHOOK_DELIVERED = "webhook.delivered"
-        POLICY_CHANGED = "policy.changed"
-        AUTH_LOGIN = "auth.login"
-        AUTH_LOGIN_FAILED = "auth.login_failed"
-        AUTH_LOCKED_OUT = "auth.locked_out"
-
     # The primary key is the sequence number of the chain.
     id = models.BigAutoField(primary_key=True, verbose_name="seq")
     at = models.DateTimeField()
-    kind = models.CharField(max_length=40, choices=Kind.choices)
+    # Each app registers the kinds it writes (audit.kinds); the column holds their values.
+    kind = models.CharField(max_length=40, choices=kinds.choices)
     actor = models.CharField(max_length=200, help_text="user:<name>, service:<name> or system")
     # Plain UUIDs, not foreign keys: the record must outlive anything it describes.
     execution_id = models.UUIDField(null=True, blank=True)

@@ -77,8 +77,8 @@ _APPEND_EVENTS = (
     + " SELECT id, prev_hash, hash FROM appended ORDER BY id"
 )
 # One event, the common case (every gate check): the same row and hash (HASH_SQL is the
-# formula audit_chain applies) from a statement PostgreSQL plans and runs in less than half the
-# time of the window-aggregate form (0.25 against 0.6 ms, measured), under the chain lock.
+# formula audit_chain applies) from a statement cheaper than the window-aggregate form, and it
+# runs under the chain lock (figures: bench/PROFILES.md, "Figures behind the code").
 _APPEND_ONE = (
     "INSERT INTO audit_auditevent"  # noqa: S608 (constants only; values are parameters)
     " (id, at, kind, actor, execution_id, packet_id, data, prev_hash, hash)"

@@ -1,5 +1,6 @@
-"""Reading the decision record (DESIGN sections 7 and 8): execution timelines, the auditors'
-browser and its CSV export. Plain function views; what a user may not read answers 404."""
+"""Reading the decision record (DESIGN sections 7 and 8): the auditors' browser and its CSV
+export. Plain function views; what a user may not read answers 404. (An execution's timeline is
+approvals', which owns executions.)"""
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
@@ -15,13 +16,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
-from audit import selectors
+from audit import kinds, selectors
+from audit.actors import named_user
 from audit.csv_export import export_csv
-from audit.models import AuditEvent
+from audit.models import MAX_SEQ
 from gatekeeper.text_input import FilterField
 
 FILTER_KEYS = ("q", "kind", "workflow", "actor", "since", "until", "search")
-MAX_SEQ = 2**63 - 1
 DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -61,7 +62,7 @@ class MomentField(forms.Field):
 
 class AuditFilterForm(forms.Form):
     q = FilterField(label="Search")
-    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *AuditEvent.Kind.choices])
+    kind = forms.ChoiceField(required=False, choices=lambda: [("", "Any kind"), *kinds.choices()])
     workflow = FilterField()
     actor = FilterField()
     since = MomentField()
@@ -75,7 +76,7 @@ class AuditFilterForm(forms.Form):
         # A bare name means a user: "alice" is user:alice. Exact, so it stays an index lookup.
         actor = self.cleaned_data["actor"]
         if actor and ":" not in actor and actor != "system":
-            return f"user:{actor}"
+            return named_user(actor)
         return actor
 
     def clean(self):
@@ -129,7 +130,7 @@ def audit_browser(request):
     context = {
         "form": form,
         "page": page,
-        "kinds": AuditEvent.Kind.choices,
+        "kinds": kinds.choices(),
         "export_url": f"{reverse('audit:export')}?{form.query(**keep)}".rstrip("?"),
         "newer_url": f"?{form.query(after=page.newer, **keep)}" if page and page.newer else "",
         "older_url": f"?{form.query(before=page.older, **keep)}" if page and page.older else "",
@@ -161,30 +162,3 @@ def audit_export(request):
     response["Content-Disposition"] = f'attachment; filename="gatekeeper-audit-{stamp}.csv"'
     response["Cache-Control"] = "no-store"
     return response
-
-
-def _seq(query, key) -> int | None:
-    value = query.get(key, "")
-    # isdigit() alone passes "²", which int() refuses.
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_SEQ else None
-
-
-@require_GET
-@login_required
-def execution_timeline(request, execution_id):
-    execution = selectors.execution_for_user(user=request.user, execution_id=execution_id)
-    if execution is None:
-        raise Http404("no such execution")
-    timeline = selectors.execution_timeline(
-        user=request.user,
-        execution=execution,
-        before=_seq(request.GET, "before"),
-        after=_seq(request.GET, "after"),
-    )
-    template = "audit/execution.html#timeline" if request.htmx else "audit/execution.html"
-    context = {
-        "execution": execution,
-        "timeline": timeline,
-        "can_browse": selectors.can_browse(request.user),
-    }
-    return TemplateResponse(request, template, context)

@@ -22,7 +22,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from audit.models import AuditEvent
+from approvals.events import EventKind
 from audit.services import (
     COMMIT_WITHOUT_WAITING_SQL,
     Event,
@@ -87,7 +87,7 @@ def floor(request):
         )
         execution = cursor.fetchone()[0]
         event = Event(
-            AuditEvent.Kind.GATE_CHECKED,
+            EventKind.GATE_CHECKED,
             actor="service:bench",
             execution_id=execution,
             data={

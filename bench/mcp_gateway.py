@@ -22,7 +22,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import CHILDREN, Server, admin_sql, product_env  # noqa: E402
+from bench.harness import CHILDREN, Server, admin_sql, product_env  # noqa: E402
 
 BASE = Path(__file__).resolve().parent.parent
 UPSTREAM = BASE / "examples" / "mcp_upstream.py"

@@ -11,9 +11,11 @@ import logging
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
-from django.db import transaction
+from django.db import models, transaction
 from django.dispatch import receiver
 
+from audit import kinds
+from audit.actors import user_actor
 from audit.services import record_event
 from gatekeeper.login import REFUSED, lockout_ends
 from gatekeeper.security import client_ip
@@ -21,6 +23,22 @@ from gatekeeper.security import client_ip
 logger = logging.getLogger(__name__)
 # Set on the request when django-axes locked someone out because of this attempt.
 LOCKED_OUT = "gatekeeper_locked_out"
+
+
+class AuthEvent(models.TextChoices):
+    AUTH_LOGIN = "auth.login"
+    AUTH_LOGIN_FAILED = "auth.login_failed"
+    AUTH_LOCKED_OUT = "auth.locked_out"
+
+
+kinds.register(
+    AuthEvent,
+    {
+        AuthEvent.AUTH_LOGIN: lambda data, step: "Signed in",
+        AuthEvent.AUTH_LOGIN_FAILED: lambda data, step: "Sign-in failed",
+        AuthEvent.AUTH_LOCKED_OUT: lambda data, step: "Locked out after repeated failed sign-ins",
+    },
+)
 
 
 def _known_username(username) -> str | None:
@@ -44,7 +62,9 @@ def record_login(sender, request, user, **kwargs):
         return
     with transaction.atomic():
         record_event(
-            "auth.login", actor=f"user:{user.get_username()}", data={"ip": client_ip(request)}
+            AuthEvent.AUTH_LOGIN,
+            actor=user_actor(user),
+            data={"ip": client_ip(request)},
         )
 
 
@@ -66,11 +86,13 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
         return
     known = _known_username(username)
     with transaction.atomic():
-        record_event("auth.login_failed", actor="anonymous", data={"username": known, "ip": ip})
+        record_event(
+            AuthEvent.AUTH_LOGIN_FAILED, actor="anonymous", data={"username": known, "ip": ip}
+        )
         if request is not None and getattr(request, LOCKED_OUT, False):
             ends = lockout_ends(request, username)
             record_event(
-                "auth.locked_out",
+                AuthEvent.AUTH_LOCKED_OUT,
                 actor="system",
                 data={
                     "username": known,

@@ -92,12 +92,12 @@ if _database_url is None:
     _database_url = database_url(DATA_DIR)
 DATABASES = {"default": parse_database_url("DATABASE_URL", _database_url)}
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
-# Off by default: a check costs every request a round trip (a sixth of an allowed gate check's
-# CPU, bench/PROFILES.md) to spare the first request on a connection the database cut (after
-# a restart) a 503, which the API marks retryable and the Python client retries.
+# Off by default: a check costs every request a round trip (bench/PROFILES.md) to spare the
+# first request on a connection the database cut (after a restart) a 503, which the API marks
+# retryable and the Python client retries.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
-# Gatekeeper's queries are short: PostgreSQL's JIT compiler added 300-550 ms to each queue query
-# over 100k packets (bench/PROFILES.md). A URL may still say otherwise (?options=...).
+# Gatekeeper's queries are short, and JIT compiling them costs more than it saves
+# (bench/PROFILES.md). A URL may still say otherwise (?options=...).
 DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -23,7 +23,7 @@ from approvals.gate_request import (
 )
 from approvals.longpoll import wait_for_status_change
 from approvals.models import PausePacket
-from approvals.selectors import execution_detail
+from approvals.selectors.executions import execution_detail
 from approvals.serializers import approval_json
 from approvals.services.executions import (
     execution_change_owner,

@@ -12,10 +12,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from approvals.api.dry_run import MAX_CHECKS
-from approvals.gate_request import MAX_OWNER
+from approvals.gate_request import MAX_OWNER, THREAD_ID_PATTERN
 from approvals.identity import identity_pattern
 
-ThreadId = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+ThreadId = Field(pattern=f"^{THREAD_ID_PATTERN}$")
 
 
 def _identity(schema: dict) -> None:
@@ -36,7 +36,7 @@ class ExecutionIn(Strict):
         json_schema_extra=_identity,
         description="an existing group, user:<name> or service:<name>",
     )
-    parent_thread_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
+    parent_thread_id: str | None = Field(default=None, pattern=f"^{THREAD_ID_PATTERN}$")
     on_behalf_of: str | None = Field(default=None, max_length=150, json_schema_extra=_identity)
 
 

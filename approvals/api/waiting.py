@@ -23,8 +23,8 @@ from approvals.api.errors import (
     unavailable_response,
 )
 from approvals.errors import GatekeeperError, ValidationFailed
-from approvals.notify import payload_for
 from approvals.serializers import approval_json
+from approvals.wakeups import payload_for
 from gatekeeper.async_views import AsyncViewHandler
 
 PATH_PREFIX = "/api/v1/approvals/"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.utils.html import escape as escape_html
 from django.utils.safestring import SafeString, mark_safe
 
-from approvals.metrics.queries import AgeBucket, DayDecisions, Latency, SlaReport
+from approvals.selectors.sla import AgeBucket, DayDecisions, Latency, SlaReport
 from audit.jsontext import visible
 
 WIDTH = 640

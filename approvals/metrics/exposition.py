@@ -18,8 +18,10 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from approvals.metrics import queries
+from approvals import channel_registry
+from approvals.channels import webhook
 from approvals.models import OutboxMessage, PausePacket
+from approvals.selectors import sla
 
 # The classic text format, spelled out: newer prometheus-client releases moved
 # CONTENT_TYPE_LATEST to version 1.0.0, while generate_latest still writes 0.0.4.
@@ -46,7 +48,7 @@ class PacketCollector:
             "Packets that reached their deadline undecided, since the beginning.",
             labels=["workflow"],
         )
-        for workflow, status, count in queries.packets_by_workflow_and_status(self.packets):
+        for workflow, status, count in sla.packets_by_workflow_and_status(self.packets):
             if status == PausePacket.Status.EXPIRED:
                 expired.add_metric([workflow], count)
             else:
@@ -61,10 +63,10 @@ class PacketCollector:
             labels=["workflow"],
         )
         since = now - timedelta(days=self.days)
-        for histogram in queries.latency_histograms(self.packets, since=since):
+        for histogram in sla.latency_histograms(self.packets, since=since):
             buckets = [
                 (floatToGoString(edge), count)
-                for edge, count in zip(queries.LATENCY_BUCKETS, histogram.buckets, strict=True)
+                for edge, count in zip(sla.LATENCY_BUCKETS, histogram.buckets, strict=True)
             ]
             latency.add_metric(
                 [histogram.workflow], [*buckets, ("+Inf", histogram.count)], histogram.sum
@@ -89,11 +91,9 @@ class OutboxCollector:
         figures = OutboxMessage.objects.aggregate(
             **{
                 kind: Count("id", filter=waiting & Q(kind=kind))
-                for kind in OutboxMessage.Kind.values
+                for kind, _label in channel_registry.choices()
             },
-            failed=Count(
-                "id", filter=Q(kind=OutboxMessage.Kind.WEBHOOK, status=OutboxMessage.Status.FAILED)
-            ),
+            failed=Count("id", filter=Q(kind=webhook.KIND, status=OutboxMessage.Status.FAILED)),
         )
         failed = figures.pop("failed")
         counts = figures

@@ -9,26 +9,27 @@ from django.template.response import TemplateResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from approvals.dashboard import packets_visible_to
-from approvals.metrics import charts, exposition, queries
+from approvals.metrics import charts, exposition
 from approvals.models import PausePacket
+from approvals.selectors import sla as figures
+from approvals.selectors.packets import packets_visible_to
 from audit.selectors.access import can_browse
 
 
 @require_GET
 @login_required
 def sla(request):
-    days, days_error = queries.parse_days(request.GET.get("days"))
+    days, days_error = figures.parse_days(request.GET.get("days"))
     # Whoever may read the whole decision record sees the whole organisation's figures.
     whole_organisation = can_browse(request.user)
     packets = PausePacket.objects.all() if whole_organisation else packets_visible_to(request.user)
-    report = queries.sla_report(packets, days=days)
+    report = figures.sla_report(packets, days=days)
     context = {
         "whole_organisation": whole_organisation,
         "scope_suffix": "" if whole_organisation else " you may view",
         "report": report,
         "days_error": days_error,
-        "max_days": queries.MAX_DAYS,
+        "max_days": figures.MAX_DAYS,
         "max_bars": charts.MAX_BARS,
         "charts": charts.sla_charts(report),
         "workflow_rows": charts.latency_rows(report.by_workflow),
@@ -58,7 +59,7 @@ def prometheus(request):
         )
         response["WWW-Authenticate"] = 'Bearer realm="gatekeeper-metrics"'
         return response
-    days, days_error = queries.parse_days(request.GET.get("days"))
+    days, days_error = figures.parse_days(request.GET.get("days"))
     if days_error:
         return HttpResponse(days_error + "\n", status=400, content_type="text/plain; charset=utf-8")
     return HttpResponse(exposition.exposition(days=days), content_type=exposition.CONTENT_TYPE)

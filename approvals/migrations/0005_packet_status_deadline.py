@@ -1,4 +1,4 @@
-"""An index for the queue's capped status counts (approvals.dashboard._count_by_status).
+"""An index for the queue's capped status counts (approvals.selectors.queue._count_by_status).
 
 CONCURRENTLY: a plain CREATE INDEX would hold every gate check and decision that writes a
 packet for as long as the build takes on a large table.

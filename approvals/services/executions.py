@@ -2,16 +2,16 @@
 
 from datetime import datetime
 
-from django.db import transaction
 from django.utils import timezone
 
 from approvals.errors import AlreadyDecided, Expired, InvalidState, NotFound, ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import ContextInput
 from approvals.models import Execution, GateCheck, PausePacket, ServiceAccount, StepOutcome
 from approvals.permissions import UNKNOWN_OWNER, owner_exists
 from approvals.services.packets import packet_close, packet_open
 from approvals.services.policies import PacketSettings
-from audit.models import AuditEvent
+from approvals.services.transactions import action_atomic
 from audit.services import Event, record_events
 
 OUTCOME_SIDE_EFFECT = {
@@ -46,11 +46,7 @@ def execution_change_owner_locked(
     execution.owner = owner
     execution.owner_changed_at = now
     execution.save(update_fields=["owner", "owner_changed_at"])
-    kind = (
-        AuditEvent.Kind.EXECUTION_TAKEN_OVER
-        if takeover_by
-        else AuditEvent.Kind.EXECUTION_OWNER_CHANGED
-    )
+    kind = EventKind.EXECUTION_TAKEN_OVER if takeover_by else EventKind.EXECUTION_OWNER_CHANGED
     events = [
         Event(
             kind,
@@ -91,7 +87,7 @@ def execution_change_owner(
     The owner must exist already (a group, `user:<name>` or `service:<name>`): nothing is
     ever created for a name an agent sends.
     """
-    with transaction.atomic():
+    with action_atomic():
         execution = execution_for(service_account, thread_id, lock=True)
         if not owner_exists(owner):
             raise ValidationFailed.of([{"field": "owner", "message": UNKNOWN_OWNER}])
@@ -111,7 +107,7 @@ def step_record_outcome(
     detail: dict,
 ) -> dict:
     """Record what happened to a step's write; an outcome for an ungated step is kept as a gap."""
-    with transaction.atomic():
+    with action_atomic():
         execution = execution_for(service_account, thread_id)
         gated = GateCheck.objects.filter(execution=execution, step_index=step_index).exists()
         StepOutcome.objects.create(
@@ -137,7 +133,7 @@ def step_record_outcome(
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.STEP_OUTCOME,
+                    EventKind.STEP_OUTCOME,
                     actor=service_account.actor,
                     execution_id=execution.id,
                     packet_id=packet.id if packet else None,
@@ -164,7 +160,7 @@ def packet_refresh(
     execution waits on a new task token)."""
     now = now or timezone.now()
     expired = False
-    with transaction.atomic():
+    with action_atomic():
         packet = (
             PausePacket.objects.select_for_update(of=("self",))
             .select_related("execution", "gate_check")
@@ -202,9 +198,7 @@ def packet_refresh(
         raise Expired("the approval expired before it was refreshed; gate the step again")
 
 
-def _supersede(
-    packet, context, args, side_effect, callback, service_account, now
-) -> PausePacket:
+def _supersede(packet, context, args, side_effect, callback, service_account, now) -> PausePacket:
     close = packet_close(
         packet,
         status=PausePacket.Status.SUPERSEDED,

@@ -1,12 +1,12 @@
 """Expiry: nothing is ever approved by time passing; an overdue packet is rejected as expired."""
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from approvals.models import PausePacket
-from approvals.notify import notify_packets_changed
-from approvals.services.outbox import outbox_packets_changed
-from audit.models import AuditEvent
+from approvals.events import EventKind
+from approvals.models import OPEN_STATUSES, Decision, PacketStatus, PausePacket, sql_list
+from approvals.services.changes import packets_changed
+from approvals.services.transactions import action_atomic
 from audit.services import LOCK_CHAIN_SQL, chain_append_sql
 
 # A UTC datetime as DjangoJSONEncoder writes it, so the record reads as when Python rendered the
@@ -20,14 +20,24 @@ _JSON_DATETIME = (
 # One statement a batch: claim, expire, and chain the packet.expired events, all in PostgreSQL.
 # Nothing travels to Python but each packet's id and whether anyone must be told (a callback
 # URL, or a requester), so the outbox is read only for those packets.
+# What a packet.expired event says, whether the sweep found it or a reviewer noticed it first
+# (who noticed is then added as noticed_by).
+EXPIRED_REASON = "decision deadline passed"
+
+
+def expired_event_data(packet: PausePacket) -> dict:
+    """The data of packet.expired beyond packet_close's own; the sweep writes the same in SQL."""
+    return {"expires_at": packet.expires_at, "reason": EXPIRED_REASON}
+
+
 _EXPIRE_BATCH = f"""
 WITH claimed AS (
     UPDATE approvals_pausepacket AS p
-       SET status = 'expired', branch = NULL, decision = 'block', decided_at = %(now)s,
-           decided_by = '[]'::jsonb
+       SET status = '{PacketStatus.EXPIRED}', branch = NULL, decision = '{Decision.BLOCK}',
+           decided_at = %(now)s, decided_by = '[]'::jsonb
      WHERE p.id IN (
            SELECT id FROM approvals_pausepacket
-            WHERE status IN ('pending', 're_review', 'reconciling') AND expires_at <= %(now)s
+            WHERE status IN ({sql_list(OPEN_STATUSES)}) AND expires_at <= %(now)s
             ORDER BY expires_at
             LIMIT %(batch)s
               FOR UPDATE SKIP LOCKED)
@@ -38,9 +48,12 @@ expired_events AS (
            c.execution_id, c.id AS packet_id,
            jsonb_build_object(
                'status', c.status,
+               'branch', NULL,
                'decision', c.decision,
+               'decided_by', '[]'::jsonb,
+               'comment', '',
                'expires_at', {_JSON_DATETIME.format(t="c.expires_at")},
-               'reason', 'decision deadline passed') AS data,
+               'reason', %(reason)s::text) AS data,
            row_number() OVER (ORDER BY c.expires_at, c.id) AS ord
       FROM claimed AS c),
 {chain_append_sql("expired_events")}
@@ -61,7 +74,7 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
     now = now or timezone.now()
     total = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with action_atomic(), connection.cursor() as cursor:
             cursor.execute(LOCK_CHAIN_SQL)
             cursor.execute(
                 _EXPIRE_BATCH,
@@ -69,20 +82,22 @@ def packets_expire_overdue(*, now=None, batch_size: int = 1000) -> int:
                     "now": now,
                     "batch": batch_size,
                     "at": timezone.now(),
-                    "kind": AuditEvent.Kind.PACKET_EXPIRED,
+                    "kind": EventKind.PACKET_EXPIRED,
+                    "reason": EXPIRED_REASON,
                 },
             )
             rows = cursor.fetchall()
-            notify_packets_changed(packet_id for packet_id, _ in rows)
             to_tell = [packet_id for packet_id, tell in rows if tell]
-            if to_tell:
-                outbox_packets_changed(
-                    list(
-                        PausePacket.objects.filter(id__in=to_tell).select_related(
-                            "execution", "requested_by"
-                        )
+            packets_changed(
+                list(
+                    PausePacket.objects.filter(id__in=to_tell).select_related(
+                        "execution", "requested_by"
                     )
                 )
+                if to_tell
+                else [],
+                untold_ids=[packet_id for packet_id, tell in rows if not tell],
+            )
         total += len(rows)
         if len(rows) < batch_size:
             return total

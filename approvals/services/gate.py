@@ -13,10 +13,11 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from approvals.errors import IdempotencyConflict, InvalidState, ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import GateRequest
 from approvals.models import Execution, GateCheck, PausePacket, Policy, ServiceAccount
 from approvals.permissions import UNKNOWN_OWNER
@@ -31,9 +32,9 @@ from approvals.services.policies import (
     request_facts,
     rules_from_rows,
 )
+from approvals.services.transactions import action_atomic
 from approvals.snapshot import snapshot_hash
 from audit.chain import canonical_json
-from audit.models import AuditEvent
 from audit.services import (
     COMMIT_WITHOUT_WAITING_SQL,
     Event,
@@ -121,7 +122,7 @@ def gate_check(*, service_account: ServiceAccount, request: GateRequest, body: d
     """
     canonical = canonical_json(body)
     request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-    with transaction.atomic():
+    with action_atomic():
         # Every answer, new or replayed, leaves only once the check is on disk: a replay may
         # read a check committed a moment ago, without waiting, by a concurrent request.
         wait_until_durable_on_commit()
@@ -240,7 +241,7 @@ def _decide(service_account, request: GateRequest, canonical, request_hash, exec
         "reason": verdict.reason,
     }
     event = Event(
-        AuditEvent.Kind.GATE_CHECKED,
+        EventKind.GATE_CHECKED,
         actor=service_account.actor,
         execution_id=execution.id,
         data={

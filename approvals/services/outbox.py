@@ -6,30 +6,28 @@ goes on only when exactly one row changed, so a redelivered task, a re-drive and
 never send the same message at once; a lease lets a killed worker's claim lapse.
 """
 
-import json
 import random
 from collections.abc import Iterable
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from approvals import emails, webhooks
+from approvals import webhooks
+from approvals.channel_registry import channel_for
+from approvals.channels import email, webhook
+from approvals.events import EventKind
 from approvals.models import OutboxMessage, PausePacket
 from approvals.permissions import users_who_may_resume
 from approvals.serializers import approval_json
-from audit.models import AuditEvent
 from audit.services import Event, record_events
 
 Status = OutboxMessage.Status
 DECIDED_STATUSES = ("approved", "rejected", "expired", "terminated", "applied")
-# The decision record's checkpoint (audit.checkpoint), signed with its own secret.
-AUDIT_CHECKPOINT = "audit.checkpoint"
-WEBHOOK_GIVE_UP_AFTER = timedelta(hours=24)
-EMAIL_MAX_ATTEMPTS = 8
+DELIVER_TASK = "approvals.tasks.deliver_outbox_message"
 
 
 def _lease() -> timedelta:
@@ -45,10 +43,10 @@ def _queue_on_commit(messages: list[OutboxMessage]) -> None:
 
 
 def _queue(ids: list[str]) -> None:
-    from approvals.tasks import deliver_outbox_message
-
+    # By name: approvals.tasks imports this module, and this one must not import it back.
+    deliver = current_app.tasks[DELIVER_TASK]
     for message_id in ids:
-        deliver_outbox_message.delay(message_id)
+        deliver.delay(message_id)
 
 
 def enqueue(messages: list[OutboxMessage]) -> None:
@@ -58,10 +56,9 @@ def enqueue(messages: list[OutboxMessage]) -> None:
 
 
 def _email(topic: str, packet: PausePacket, user, now) -> OutboxMessage:
-    name = user.get_full_name() or user.get_username()
     if not user.email:
         return OutboxMessage(
-            kind=OutboxMessage.Kind.EMAIL,
+            kind=email.KIND,
             topic=topic,
             packet=packet,
             recipient="",
@@ -71,12 +68,12 @@ def _email(topic: str, packet: PausePacket, user, now) -> OutboxMessage:
             last_error="the user has no email address",
         )
     return OutboxMessage(
-        kind=OutboxMessage.Kind.EMAIL,
+        kind=email.KIND,
         topic=topic,
         packet=packet,
         recipient=user.email,
         username=user.get_username(),
-        payload=emails.compose(topic, packet, recipient_name=name),
+        payload=email.EMAIL.payload(topic, packet, user),
         next_attempt_at=now,
     )
 
@@ -91,7 +88,7 @@ def enqueue_emails(topic: str, packet: PausePacket, users: Iterable, *, actor: s
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.NOTIFICATION_QUEUED,
+                    EventKind.NOTIFICATION_QUEUED,
                     actor=actor,
                     execution_id=packet.execution_id,
                     packet_id=packet.id,
@@ -115,13 +112,13 @@ def outbox_packet_opened(packet: PausePacket, *, actor: str) -> None:
 def webhook_message(event: str, content: dict, *, recipient: str, **fields) -> OutboxMessage:
     """An unsaved webhook to `recipient` whose signed body carries its own delivery id."""
     message = OutboxMessage(
-        kind=OutboxMessage.Kind.WEBHOOK,
+        kind=webhook.KIND,
         topic=event,
         recipient=recipient,
         next_attempt_at=timezone.now(),
         **fields,
     )
-    message.payload = {"event": event, "body": webhooks.webhook_body(message.id, event, content)}
+    message.payload = webhook.WEBHOOK.payload(message.id, event, content)
     return message
 
 
@@ -176,7 +173,7 @@ def deliver(message_id) -> str:
         return "not due or taken"
     message = OutboxMessage.objects.select_related("service_account").get(id=message_id)
     try:
-        _send(message)
+        channel_for(message.kind).send(message)
     except Exception as error:  # noqa: BLE001 - any failure is retried, then given up on
         return _failed(message, error)
     with transaction.atomic():
@@ -184,11 +181,7 @@ def deliver(message_id) -> str:
             status=Status.SENT, sent_at=timezone.now(), lease_until=None, last_error=""
         )
         if done:
-            kind = (
-                AuditEvent.Kind.WEBHOOK_DELIVERED
-                if message.kind == OutboxMessage.Kind.WEBHOOK
-                else AuditEvent.Kind.NOTIFICATION_SENT
-            )
+            kind = channel_for(message.kind).delivered_event
             packet = PausePacket.objects.filter(id=message.packet_id).values("execution_id").first()
             record_events(
                 [
@@ -209,38 +202,6 @@ def deliver(message_id) -> str:
     return "sent"
 
 
-def _send(message: OutboxMessage) -> None:
-    if message.kind == OutboxMessage.Kind.EMAIL:
-        email = EmailMultiAlternatives(
-            subject=message.payload["subject"],
-            body=message.payload["text"],
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[message.recipient],
-            headers={"X-Gatekeeper-Message": str(message.id)},
-        )
-        email.attach_alternative(message.payload["html"], "text/html")
-        email.send()
-        return
-    body = message.payload["body"]
-    if json.loads(body).get("id") != str(message.id):
-        # Queued before bodies carried their delivery id: it goes out signed with it all the same.
-        body = webhooks.rebodied(body, message.id)
-    webhooks.post(
-        message.recipient,
-        event=message.payload["event"],
-        delivery_id=str(message.id),
-        body=body,
-        secret=_webhook_secret(message),
-    )
-
-
-def _webhook_secret(message: OutboxMessage) -> str:
-    if message.topic == AUDIT_CHECKPOINT:
-        # Kept in the environment, not in a row that whoever can write the database could read.
-        return settings.GATEKEEPER_AUDIT_CHECKPOINT_SECRET or ""
-    return message.service_account.webhook_secret
-
-
 def backoff(attempts: int) -> timedelta:
     """Exponential, with jitter so that retries after an outage do not arrive together."""
     base = min(30 * 2 ** max(attempts - 1, 0), 3600)
@@ -249,11 +210,7 @@ def backoff(attempts: int) -> timedelta:
 
 def _failed(message: OutboxMessage, error: Exception) -> str:
     now = timezone.now()
-    give_up = (
-        now - message.created_at > WEBHOOK_GIVE_UP_AFTER
-        if message.kind == OutboxMessage.Kind.WEBHOOK
-        else message.attempts >= EMAIL_MAX_ATTEMPTS
-    )
+    give_up = channel_for(message.kind).gives_up(message, now)
     OutboxMessage.objects.filter(id=message.id, status=Status.SENDING).update(
         status=Status.FAILED if give_up else Status.PENDING,
         next_attempt_at=now + backoff(message.attempts),
@@ -319,10 +276,5 @@ def _copy(message: OutboxMessage, now) -> OutboxMessage:
         payload=message.payload,
         next_attempt_at=now,
     )
-    if copy.kind == OutboxMessage.Kind.WEBHOOK:
-        # The signed body names its delivery: the copy's is its own.
-        copy.payload = {
-            **message.payload,
-            "body": webhooks.rebodied(message.payload["body"], copy.id),
-        }
+    copy.payload = channel_for(copy.kind).copy_payload(message, copy)
     return copy

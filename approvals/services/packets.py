@@ -4,24 +4,25 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from approvals.events import EventKind
 from approvals.models import Execution, GateCheck, PausePacket
-from approvals.notify import notify_packets_changed
 from approvals.permissions import grant_packet_access, packet_grants
-from approvals.services.outbox import outbox_packet_opened, outbox_packets_changed
+from approvals.services.changes import packets_changed
+from approvals.services.outbox import outbox_packet_opened
 from approvals.services.policies import PacketSettings
 from approvals.snapshot import snapshot_hash
-from audit.models import AuditEvent
+from approvals.wakeups import wake_waiters
 from audit.services import Event, record_events
 
 STATUS_EVENTS = {
-    PausePacket.Status.APPROVED: AuditEvent.Kind.PACKET_APPROVED,
-    PausePacket.Status.REJECTED: AuditEvent.Kind.PACKET_REJECTED,
-    PausePacket.Status.EXPIRED: AuditEvent.Kind.PACKET_EXPIRED,
-    PausePacket.Status.RE_REVIEW: AuditEvent.Kind.PACKET_RE_REVIEW,
-    PausePacket.Status.RECONCILING: AuditEvent.Kind.PACKET_RECONCILING,
-    PausePacket.Status.APPLIED: AuditEvent.Kind.PACKET_APPLIED,
-    PausePacket.Status.TERMINATED: AuditEvent.Kind.PACKET_TERMINATED,
-    PausePacket.Status.SUPERSEDED: AuditEvent.Kind.PACKET_SUPERSEDED,
+    PausePacket.Status.APPROVED: EventKind.PACKET_APPROVED,
+    PausePacket.Status.REJECTED: EventKind.PACKET_REJECTED,
+    PausePacket.Status.EXPIRED: EventKind.PACKET_EXPIRED,
+    PausePacket.Status.RE_REVIEW: EventKind.PACKET_RE_REVIEW,
+    PausePacket.Status.RECONCILING: EventKind.PACKET_RECONCILING,
+    PausePacket.Status.APPLIED: EventKind.PACKET_APPLIED,
+    PausePacket.Status.TERMINATED: EventKind.PACKET_TERMINATED,
+    PausePacket.Status.SUPERSEDED: EventKind.PACKET_SUPERSEDED,
 }
 
 
@@ -83,11 +84,11 @@ def packet_open(
         ),
     )
     grant_packet_access([packet], packet_grants(packet, owner=execution.owner))
-    notify_packets_changed([packet.id])  # it arrives in its reviewers' queues
+    wake_waiters([packet.id])  # it arrives in its reviewers' queues
     record_events(
         [
             Event(
-                AuditEvent.Kind.PACKET_CREATED,
+                EventKind.PACKET_CREATED,
                 actor=actor,
                 execution_id=execution.id,
                 packet_id=packet.id,
@@ -140,8 +141,7 @@ def packet_close(
     packet.save(
         update_fields=["status", "branch", "decision", "decided_at", "decided_by", "comment"]
     )
-    notify_packets_changed([packet.id])
-    outbox_packets_changed([packet])
+    packets_changed([packet])
     return Event(
         STATUS_EVENTS[status],
         actor=actor,

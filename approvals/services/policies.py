@@ -7,12 +7,13 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from approvals.errors import ValidationFailed
+from approvals.events import EventKind
 from approvals.gate_request import GateRequest
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
 from approvals.policy_groups import unknown_group_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate, shadow_outcomes
-from audit.models import AuditEvent
+from approvals.services.transactions import action_atomic
 from audit.services import record_event
 
 
@@ -80,7 +81,7 @@ def policy_save(*, document: dict, actor: str) -> tuple[Policy, bool]:
             policy=policy, version=policy.version, document=document, changed_by=actor
         )
         record_event(
-            AuditEvent.Kind.POLICY_CHANGED,
+            EventKind.POLICY_CHANGED,
             actor=actor,
             data={"policy": policy.name, "version": policy.version, "document": document},
         )
@@ -105,7 +106,7 @@ def policies_import(*, documents, actor: str) -> dict[str, int]:
             details={"errors": problems},
         )
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    with transaction.atomic():
+    with action_atomic():
         for document in documents:
             existed = Policy.objects.filter(name=document["name"]).exists()
             _, changed = policy_save(document=document, actor=actor)

@@ -1,10 +1,9 @@
 """Reminders and escalation, `remind_before_seconds` before a packet's deadline."""
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from approvals.models import PausePacket
-from approvals.notify import notify_packets_changed
+from approvals.models import OPEN_STATUSES, PausePacket, sql_list
 from approvals.permissions import (
     PACKET_PERMISSIONS,
     grant_packet_access,
@@ -13,13 +12,15 @@ from approvals.permissions import (
     users_who_may_resume,
 )
 from approvals.services.outbox import enqueue_emails
+from approvals.services.transactions import action_atomic
+from approvals.wakeups import wake_waiters
 
 # Claim the due packets, so that two sweepers never remind twice.
-_CLAIM = """
+_CLAIM = f"""
 UPDATE approvals_pausepacket SET reminded_at = %(now)s
  WHERE id IN (
        SELECT id FROM approvals_pausepacket
-        WHERE status IN ('pending', 're_review', 'reconciling')
+        WHERE status IN ({sql_list(OPEN_STATUSES)})
           AND reminded_at IS NULL
           AND expires_at > %(now)s
           AND expires_at - remind_before_seconds * interval '1 second' <= %(now)s
@@ -27,7 +28,7 @@ UPDATE approvals_pausepacket SET reminded_at = %(now)s
         LIMIT %(batch)s
           FOR UPDATE SKIP LOCKED)
 RETURNING id
-"""
+"""  # noqa: S608 (composed from constants only)
 
 
 def packets_remind(*, now=None, batch_size: int = 500) -> int:
@@ -35,7 +36,7 @@ def packets_remind(*, now=None, batch_size: int = 500) -> int:
     now = now or timezone.now()
     total = 0
     while True:
-        with transaction.atomic():
+        with action_atomic():
             with connection.cursor() as cursor:
                 cursor.execute(_CLAIM, {"now": now, "batch": batch_size})
                 ids = [row[0] for row in cursor.fetchall()]
@@ -53,5 +54,5 @@ def _escalate(packet: PausePacket, now) -> None:
     """Give the escalation group authority over the packet and tell its members."""
     grant_packet_access([packet], [(route_group(packet.escalate_to), PACKET_PERMISSIONS)])
     PausePacket.objects.filter(id=packet.id).update(escalated_at=now)
-    notify_packets_changed([packet.id])  # it arrives in the escalation group's queue
+    wake_waiters([packet.id])  # it arrives in the escalation group's queue
     enqueue_emails("escalation", packet, members_of(packet.escalate_to), actor="system")

@@ -8,19 +8,22 @@ AlreadyDecided, naming who decided and when.
 
 from dataclasses import dataclass, replace
 
-from django.db import transaction
 from django.utils import timezone
 
-from approvals.branch_table import Facts, Outcome, decide_approval, guard
+from approvals.branch_table import Outcome, decide_approval, guard
 from approvals.errors import ActionRefused, AlreadyDecided, InvalidState, NotFound, ValidationFailed
+from approvals.events import EventKind
 from approvals.identity import same_identity
 from approvals.models import Execution, PausePacket, StepOutcome, Vote
-from approvals.notify import notify_packets_changed
+from approvals.outcomes import DEADLINE_PASSED, STEP_BLOCKED, STEP_SKIPPED
 from approvals.permissions import can_view, packet_authority
-from approvals.services.outbox import outbox_packets_changed
+from approvals.services.changes import packets_changed
+from approvals.services.expiry import expired_event_data
 from approvals.services.packets import packet_close
+from approvals.services.transactions import action_atomic
 from approvals.snapshot import snapshot_hash
-from audit.models import AuditEvent
+from approvals.wakeups import wake_waiters
+from audit.actors import user_actor
 from audit.services import Event, record_events
 
 
@@ -29,10 +32,6 @@ class ActionResult:
     packet: PausePacket
     outcome: Outcome | None
     message: str
-
-
-def _actor(user) -> str:
-    return f"user:{user.get_username()}"
 
 
 def _locked_packet(packet_id, user, *, to_decide: bool, closed_error=AlreadyDecided) -> PausePacket:
@@ -69,33 +68,21 @@ def is_requester(packet: PausePacket, user) -> bool:
     return packet.forbid_self_approval and same_identity(user.get_username(), packet.on_behalf_of)
 
 
-def _facts(packet: PausePacket) -> Facts:
-    return Facts(
-        now=timezone.now(),
-        expires_at=packet.expires_at,
-        fresh_until=packet.fresh_until,
-        owner_changed=packet.owner != packet.execution.owner,
-        side_effect=packet.side_effect,
-        votes_with_this_one=0,
-        required_approvals=packet.required_approvals,
-    )
-
-
 def _apply_guard(packet: PausePacket, outcome: Outcome, user) -> ActionResult:
     """Rows 1 and 2: expire, or terminate because the owner changed. Nobody is credited."""
     if outcome is Outcome.EXPIRED:
-        message = "the decision deadline passed: the approval expired and the step is blocked"
+        message = f"{DEADLINE_PASSED}: the approval expired and {STEP_BLOCKED}"
         event = packet_close(
             packet,
             status=outcome.status,
             decision="block",
             actor="system",
-            data={"reason": message, "noticed_by": _actor(user)},
+            data={**expired_event_data(packet), "noticed_by": user_actor(user)},
         )
     else:
         message = (
             f"the execution's owner changed to {packet.execution.owner}: "
-            "this branch is terminated and the step is blocked"
+            f"this branch is terminated and {STEP_BLOCKED}"
         )
         event = packet_close(
             packet,
@@ -115,11 +102,11 @@ def _current_voters(packet: PausePacket) -> list[str]:
 
 def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> ActionResult:
     """Approve, optionally with edited args, and let the branch table decide what follows."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=True)
         # One moment for the whole action: read the clock twice and a deadline can pass between
         # the guard and the decision, which then meets a row it was told could not happen.
-        facts = _facts(packet)
+        facts = packet.facts(now=timezone.now())
         guarded = guard(facts)
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
@@ -155,7 +142,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
                     packet,
                     status=outcome.status,
                     branch=outcome.branch,
-                    actor=_actor(user),
+                    actor=user_actor(user),
                     comment=comment,
                     data={"reason": message},
                 )
@@ -170,12 +157,12 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
             packet=packet, user=user, snapshot_hash=packet.snapshot_hash, comment=comment
         )
         # The approval's JSON counts votes: a waiting poll answers with the count as it is.
-        notify_packets_changed([packet.id])
+        wake_waiters([packet.id])
         voters.append(user.get_username())
         events.append(
             Event(
-                AuditEvent.Kind.PACKET_VOTED,
-                actor=_actor(user),
+                EventKind.PACKET_VOTED,
+                actor=user_actor(user),
                 execution_id=packet.execution_id,
                 packet_id=packet.id,
                 data={
@@ -197,7 +184,7 @@ def packet_approve(*, packet_id, user, comment: str = "", edited_args=None) -> A
                     branch=outcome.branch,
                     decision=outcome.decision,
                     decided_by=voters,
-                    actor=_actor(user),
+                    actor=user_actor(user),
                     comment=comment,
                     data={"args": packet.effective_args},
                 )
@@ -251,8 +238,8 @@ def _edit(packet: PausePacket, edited_args: dict, snapshot: str, user) -> Event:
     packet.snapshot_hash = snapshot
     packet.save(update_fields=["edited_args", "snapshot_hash"])
     return Event(
-        AuditEvent.Kind.PACKET_EDITED,
-        actor=_actor(user),
+        EventKind.PACKET_EDITED,
+        actor=user_actor(user),
         execution_id=packet.execution_id,
         packet_id=packet.id,
         data={
@@ -279,9 +266,9 @@ def args_diff(before: dict, after: dict) -> dict:
 
 def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
     """A veto: anyone who may view the packet (route or owner) ends it at once."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=False)
-        guarded = guard(_facts(packet))
+        guarded = guard(packet.facts(now=timezone.now()))
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
         record_events(
@@ -291,26 +278,26 @@ def packet_reject(*, packet_id, user, comment: str = "") -> ActionResult:
                     status=PausePacket.Status.REJECTED,
                     decision="block",
                     decided_by=[user.get_username()],
-                    actor=_actor(user),
+                    actor=user_actor(user),
                     comment=comment,
                 )
             ]
         )
-        return ActionResult(packet, None, "rejected: the step is blocked")
+        return ActionResult(packet, None, f"rejected: {STEP_BLOCKED}")
 
 
 def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> ActionResult:
     """Record whether a write of uncertain fate happened."""
-    with transaction.atomic():
+    with action_atomic():
         packet = _locked_packet(packet_id, user, to_decide=True)
-        guarded = guard(_facts(packet))
+        guarded = guard(packet.facts(now=timezone.now()))
         if guarded is not None:
             return _apply_guard(packet, guarded, user)
         if packet.status != PausePacket.Status.RECONCILING:
             raise InvalidState("only a packet in reconciling can be reconciled")
         outcome_event = Event(
-            AuditEvent.Kind.STEP_OUTCOME,
-            actor=_actor(user),
+            EventKind.STEP_OUTCOME,
+            actor=user_actor(user),
             execution_id=packet.execution_id,
             packet_id=packet.id,
             data={
@@ -330,7 +317,7 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
                 side_effect=StepOutcome.Result.LANDED,
                 detail={"reconciled_by": user.get_username()},
                 gated=True,
-                reported_by=_actor(user),
+                reported_by=user_actor(user),
             )
             close = packet_close(
                 packet,
@@ -338,17 +325,16 @@ def packet_reconcile(*, packet_id, user, happened: bool, comment: str = "") -> A
                 branch=PausePacket.Branch.RECONCILE,
                 decision="skip",
                 decided_by=[user.get_username()],
-                actor=_actor(user),
+                actor=user_actor(user),
                 comment=comment,
             )
             record_events([outcome_event, close])
-            return ActionResult(packet, None, "applied: the write happened, so the step is skipped")
+            return ActionResult(packet, None, f"applied: {STEP_SKIPPED}")
         packet.side_effect = "not_started"
         packet.status = PausePacket.Status.PENDING
         packet.branch = None
         packet.save(update_fields=["side_effect", "status", "branch"])
-        notify_packets_changed([packet.id])
-        outbox_packets_changed([packet])
+        packets_changed([packet])
         record_events([outcome_event])
         return ActionResult(
             packet,
@@ -362,15 +348,15 @@ def packet_comment(*, packet_id, user, comment: str) -> ActionResult:
     comment = comment.strip()
     if not comment:
         raise ValidationFailed.of([{"field": "comment", "message": "is required"}])
-    with transaction.atomic():
+    with action_atomic():
         packet = PausePacket.objects.select_related("execution").filter(id=packet_id).first()
         if packet is None or not can_view(user, packet):
             raise NotFound("no such approval")
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.PACKET_COMMENTED,
-                    actor=_actor(user),
+                    EventKind.PACKET_COMMENTED,
+                    actor=user_actor(user),
                     execution_id=packet.execution_id,
                     packet_id=packet.id,
                     data={"comment": comment},
@@ -384,7 +370,7 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
     """The reviewer becomes the execution's owner; every open branch of it is terminated."""
     from approvals.services.executions import execution_change_owner_locked
 
-    with transaction.atomic():
+    with action_atomic():
         execution_id = (
             PausePacket.objects.filter(id=packet_id).values_list("execution_id", flat=True).first()
         )
@@ -395,13 +381,13 @@ def packet_take_over(*, packet_id, user, comment: str = "") -> ActionResult:
         # DESIGN section 4: taking over a closed packet is invalid_state, not already_decided.
         packet = _locked_packet(packet_id, user, to_decide=False, closed_error=InvalidState)
         packet.execution = execution
-        guarded = guard(_facts(packet))
+        guarded = guard(packet.facts(now=timezone.now()))
         if guarded is Outcome.EXPIRED:
             return _apply_guard(packet, guarded, user)
         execution_change_owner_locked(
             execution,
-            owner=_actor(user),
-            actor=_actor(user),
+            owner=user_actor(user),
+            actor=user_actor(user),
             reason=comment,
             takeover_by=user.get_username(),
         )

@@ -12,7 +12,7 @@ from django.db import OperationalError, connection, transaction
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from approvals.models import Execution
+from audit.execution_table import events_from
 from audit.models import AuditEvent
 from audit.selectors.summaries import Entry
 
@@ -22,11 +22,6 @@ BROWSE_PAGE_SIZE = 50
 # lookup) and says so; past BROWSE_TIMEOUT_MS any page query gives up.
 TEXT_SEARCH_TIMEOUT_MS = 2000
 BROWSE_TIMEOUT_MS = 5000
-
-EVENTS_FROM = sql.SQL("{events} e LEFT JOIN {executions} x ON x.id = e.execution_id").format(
-    events=sql.Identifier(AuditEvent._meta.db_table),
-    executions=sql.Identifier(Execution._meta.db_table),
-)
 
 
 def escape_like(text: str) -> str:
@@ -50,7 +45,7 @@ class AuditFilters:
     text: bool = True
 
     def where(self) -> sql.Composable:
-        """The filters as SQL over EVENTS_FROM (`e` the event, `x` its execution).
+        """The filters as SQL over events_from() (`e` the event, `x` its execution).
 
         Values go in as psycopg literals rather than bound parameters because COPY cannot take
         parameters; the page and the export share this one composition so they filter alike.
@@ -130,7 +125,7 @@ def _events_page(filters, before, after, size, timeout_ms) -> BrowsePage:
         "x.thread_id, x.workflow FROM {source} WHERE {where} "
         "ORDER BY e.at {direction}, e.id {direction} LIMIT {limit}"
     ).format(
-        source=EVENTS_FROM,
+        source=events_from(),
         where=sql.SQL(" AND ").join(conditions),
         direction=sql.SQL("DESC" if newest_first else "ASC"),
         limit=sql.Literal(size + 1),

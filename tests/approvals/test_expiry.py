@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from approvals.models import OutboxMessage, PausePacket
 from approvals.services.expiry import packets_expire_overdue
+from approvals.services.review import packet_approve
 from approvals.services.service_accounts import service_account_create
 from audit.models import AuditEvent
 from audit.verify import verify_chain
@@ -99,13 +100,25 @@ def _event_data_as_python_writes_it(expires_at):
         json.dumps(
             {
                 "status": "expired",
+                "branch": None,
                 "decision": "block",
+                "decided_by": [],
+                "comment": "",
                 "expires_at": expires_at,
                 "reason": "decision deadline passed",
             },
             cls=DjangoJSONEncoder,
         )
     )
+
+
+def test_an_expiry_a_reviewer_notices_is_recorded_as_the_sweep_records_it(packet_for, alice):
+    packet = packet_for()
+    deadline = timezone.now() - timedelta(minutes=1)
+    _due_at(packet, deadline)
+    packet_approve(packet_id=packet.id, user=alice)
+    event = AuditEvent.objects.get(packet_id=packet.id, kind="packet.expired")
+    assert event.data == {**_event_data_as_python_writes_it(deadline), "noticed_by": "user:alice"}
 
 
 DEADLINES = [

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from approvals.events import EventKind
 from approvals.models import Policy, PolicyVersion
 from audit.models import AuditEvent
 from tests.conftest import groups_named_by
@@ -60,7 +61,7 @@ def _export(*args) -> str:
 
 
 def _policy_changes() -> int:
-    return AuditEvent.objects.filter(kind=AuditEvent.Kind.POLICY_CHANGED).count()
+    return AuditEvent.objects.filter(kind=EventKind.POLICY_CHANGED).count()
 
 
 def test_import_creates_policies_and_prints_the_counts(db, tmp_path):
@@ -73,7 +74,7 @@ def test_import_creates_policies_and_prints_the_counts(db, tmp_path):
 
 def test_the_event_names_the_command_line_as_its_actor(db, tmp_path):
     _import(_write(tmp_path, [READS]))
-    event = AuditEvent.objects.get(kind=AuditEvent.Kind.POLICY_CHANGED)
+    event = AuditEvent.objects.get(kind=EventKind.POLICY_CHANGED)
     assert event.actor.startswith("cli")
     assert PolicyVersion.objects.get().changed_by == event.actor
 
@@ -137,7 +138,7 @@ def test_a_changed_policy_is_updated_to_a_new_version_with_its_record(db, tmp_pa
     assert (policy.version, policy.required_approvals) == (2, 3)
     version = PolicyVersion.objects.get(policy=policy, version=2)
     assert version.document["required_approvals"] == 3
-    event = AuditEvent.objects.filter(kind=AuditEvent.Kind.POLICY_CHANGED).last()
+    event = AuditEvent.objects.filter(kind=EventKind.POLICY_CHANGED).last()
     assert (event.data["policy"], event.data["version"]) == ("privileged-iam", 2)
     assert Policy.objects.get(name="reads").version == 1
 

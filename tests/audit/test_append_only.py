@@ -5,12 +5,13 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.models import AuditEvent
 from audit.services import record_event
+from gatekeeper.auth_audit import AuthEvent
 
 
 @pytest.fixture
 def event(db) -> AuditEvent:
     with transaction.atomic():
-        return record_event(AuditEvent.Kind.AUTH_LOGIN, actor="user:alice", data={"ip": "10.0.0.1"})
+        return record_event(AuthEvent.AUTH_LOGIN, actor="user:alice", data={"ip": "10.0.0.1"})
 
 
 def _refused(sql: str, params=()):

@@ -9,11 +9,13 @@ from django.contrib.auth.models import Permission
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from approvals.events import EventKind
 from approvals.models import Execution
 from audit import selectors
 from audit.models import AuditEvent
 from audit.selectors import browse
 from audit.services import Event, record_events
+from gatekeeper.auth_audit import AuthEvent
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def record(db):
     """Append events through the service; `at` pins their time, `count` repeats one event."""
 
     def append(
-        kind=AuditEvent.Kind.POLICY_CHANGED,
+        kind=EventKind.POLICY_CHANGED,
         *,
         actor="user:alice",
         data=None,
@@ -113,8 +115,8 @@ def test_filters_narrow_the_record(client, auditor, gate, policy, record):
     policy("pay", effect="allow", match={"workflow": "payments"})
     gate(execution__thread_id="pay-7", execution__workflow="payments")
     gate(execution__thread_id="hr-1")
-    record(AuditEvent.Kind.AUTH_LOGIN, actor="user:dora", data={"note": "100% sure_thing"})
-    record(AuditEvent.Kind.AUTH_LOGIN, actor="service:agent")
+    record(AuthEvent.AUTH_LOGIN, actor="user:dora", data={"note": "100% sure_thing"})
+    record(AuthEvent.AUTH_LOGIN, actor="service:agent")
     pay = Execution.objects.get(thread_id="pay-7")
     client.force_login(auditor)
 
@@ -187,7 +189,7 @@ def test_bad_filters_are_form_errors_on_the_page(client, auditor, record, query,
 def test_pages_follow_the_keyset_both_ways(client, auditor, record, monkeypatch):
     monkeypatch.setattr(browse, "BROWSE_PAGE_SIZE", 3)
     record(count=4)
-    record(AuditEvent.Kind.AUTH_LOGIN, count=4)
+    record(AuthEvent.AUTH_LOGIN, count=4)
     newest_first = list(AuditEvent.objects.order_by("-at", "-id").values_list("id", flat=True))
     client.force_login(auditor)
     pages = all_pages(client, "?actor=alice")

@@ -11,11 +11,13 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from approvals.events import EventKind
 from approvals.models import Execution
 from audit import csv_export
 from audit.models import AuditEvent
 from audit.selectors import browse
 from audit.services import Event, record_events
+from gatekeeper.auth_audit import AuthEvent
 from tests.audit import test_audit_browser
 
 # Shared with the browser's tests (tests/audit has no conftest.py of its own).
@@ -129,8 +131,8 @@ def test_the_export_holds_exactly_what_the_pages_show(
     policy("pay", effect="allow", match={"workflow": "payments"})
     gate(execution__thread_id="pay-7", execution__workflow="payments")
     packet_for(execution__thread_id="hr-1")
-    record(AuditEvent.Kind.AUTH_LOGIN, data={"labels": ["privilege"]})
-    record(AuditEvent.Kind.AUTH_LOGIN, actor="user:bob")
+    record(AuthEvent.AUTH_LOGIN, data={"labels": ["privilege"]})
+    record(AuthEvent.AUTH_LOGIN, actor="user:bob")
     monkeypatch.setattr(browse, "BROWSE_PAGE_SIZE", 2)
     client.force_login(auditor)
     shown = [
@@ -208,8 +210,8 @@ def test_neutralisation_holds_for_any_text(client, auditor, actor, text, number)
     with transaction.atomic():
         record_events(
             [
-                Event(AuditEvent.Kind.PACKET_COMMENTED, actor=actor, data={"t": token, "c": text}),
-                Event(AuditEvent.Kind.PACKET_COMMENTED, actor=text, data=number),
+                Event(EventKind.PACKET_COMMENTED, actor=actor, data={"t": token, "c": text}),
+                Event(EventKind.PACKET_COMMENTED, actor=text, data=number),
             ]
         )
     with connection.cursor() as cursor:

@@ -9,9 +9,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from approvals.events import EventKind
 from approvals.gate_request import ContextInput
 from approvals.models import Execution, PausePacket
-from approvals.selectors import execution_steps
+from approvals.selectors import executions, timeline
+from approvals.selectors.executions import execution_steps
 from approvals.services.executions import (
     execution_change_owner,
     packet_refresh,
@@ -27,7 +29,6 @@ from approvals.services.review import (
 )
 from audit import selectors
 from audit.models import AuditEvent
-from audit.selectors import timeline
 from audit.services import Event, record_events
 from tests.audit import test_audit_browser
 
@@ -106,14 +107,14 @@ def full_record(gate, packet_for, policy, agent, alice, bob, make_user):
         record_events(
             [
                 Event(
-                    AuditEvent.Kind.WEBHOOK_DELIVERED,
+                    EventKind.WEBHOOK_DELIVERED,
                     actor="system",
                     execution_id=first.execution_id,
                     packet_id=first.id,
                     data={"topic": "approval.decided", "to": "https://agent.example/hook"},
                 ),
                 Event(
-                    AuditEvent.Kind.NOTIFICATION_SENT,
+                    EventKind.NOTIFICATION_SENT,
                     actor="system",
                     execution_id=first.execution_id,
                     packet_id=first.id,
@@ -434,7 +435,7 @@ def _bulk_events(execution, count):
     with transaction.atomic():
         record_events(
             Event(
-                AuditEvent.Kind.STEP_OUTCOME if n % 2 else AuditEvent.Kind.GATE_CHECKED,
+                EventKind.STEP_OUTCOME if n % 2 else EventKind.GATE_CHECKED,
                 actor="service:agent",
                 execution_id=execution.id,
                 data={"step": 100 + n, "decision": "allow", "side_effect": "landed"},
@@ -475,14 +476,14 @@ def test_the_timeline_reads_in_nine_queries(alice, packet_for, agent, events, ch
     _grow(root, packet_for, agent, events=events, children=children)
     with CaptureQueriesContext(connection) as queries:
         # Two of them load the user's permissions, to see whether they may audit everything.
-        execution = selectors.execution_for_user(user=alice, execution_id=root.id)
-        page = selectors.execution_timeline(user=alice, execution=execution)
+        execution = executions.execution_for_user(user=alice, execution_id=root.id)
+        page = timeline.execution_timeline(user=alice, execution=execution)
     assert len(page.section.children) == children
     assert len(queries) == 9, "\n".join(q["sql"] for q in queries.captured_queries)
 
 
 @pytest.mark.parametrize("data", [{}, None, [1, 2], "text", -3, {"decided_by": "x", "diff": 7}])
-@pytest.mark.parametrize("kind", AuditEvent.Kind.values)
+@pytest.mark.parametrize("kind", EventKind.values)
 def test_any_payload_still_reads_as_a_line(kind, data):
     summary = selectors.event_summary(kind, data, step=None)
     assert summary and "\n" not in summary

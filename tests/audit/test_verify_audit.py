@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 
+from approvals.events import EventKind
 from audit.chain import GENESIS_HASH, HASH_SQL
 from audit.models import AuditEvent
 from audit.services import record_event
@@ -188,7 +189,7 @@ PAYLOADS = {
 @pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
 def test_hashes_survive_the_jsonb_round_trip(db, payload):
     with transaction.atomic():
-        event = record_event(AuditEvent.Kind.STEP_OUTCOME, actor="service:agent", data=payload)
+        event = record_event(EventKind.STEP_OUTCOME, actor="service:agent", data=payload)
     assert AuditEvent.objects.get(id=event.id).data == payload
     report = verify_chain()
     assert report.intact, report.first_bad
@@ -198,7 +199,7 @@ def test_hashes_survive_the_jsonb_round_trip(db, payload):
 @pytest.mark.parametrize("value", [1e16, 1e20, -0.0], ids=["1e16", "1e20", "negative_zero"])
 def test_hashes_survive_the_jsonb_round_trip_for_large_floats_and_negative_zero(db, value):
     with transaction.atomic():
-        record_event(AuditEvent.Kind.STEP_OUTCOME, actor="service:agent", data={"amount": value})
+        record_event(EventKind.STEP_OUTCOME, actor="service:agent", data={"amount": value})
     assert verify_chain().intact
 
 

@@ -7,6 +7,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.utils import timezone
 
+from approvals.channels import email
 from approvals.models import OutboxMessage
 from approvals.services import outbox
 from approvals.services.review import packet_approve
@@ -76,7 +77,7 @@ def test_a_failed_delivery_backs_off_and_finally_gives_up(packet_for, alice, set
     assert retried.status == "pending" and "refused" in retried.last_error
     assert retried.next_attempt_at > timezone.now() + timedelta(seconds=10)
     OutboxMessage.objects.filter(id=message.id).update(
-        attempts=outbox.EMAIL_MAX_ATTEMPTS - 1, next_attempt_at=timezone.now()
+        attempts=email.EMAIL_MAX_ATTEMPTS - 1, next_attempt_at=timezone.now()
     )
     assert outbox.deliver(message.id) == "gave up"
     assert OutboxMessage.objects.get(id=message.id).status == "failed"

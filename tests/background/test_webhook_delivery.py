@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 
 from approvals import webhooks
+from approvals.channels import webhook as webhook_channel
 from approvals.models import OutboxMessage
 from approvals.services import outbox
 from approvals.services.review import packet_approve
@@ -40,7 +41,7 @@ def decided_webhook(receiver, packet_for, alice) -> OutboxMessage:
     account, _token = service_account_create(name="hooked", callback_url=receiver.url)
     receiver.secret = account.webhook_secret
     packet_approve(packet_id=packet_for(account=account).id, user=alice)
-    return OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK)
+    return OutboxMessage.objects.get(kind=webhook_channel.KIND)
 
 
 @pytest.fixture

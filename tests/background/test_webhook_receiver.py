@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from approvals import webhooks
+from approvals.channels import webhook as webhook_channel
 from approvals.models import OutboxMessage
 from approvals.services import outbox
 from approvals.services.review import packet_approve
@@ -112,7 +113,7 @@ def test_a_decision_sent_from_the_outbox_is_accepted(receiver, packet_for, alice
     receiver.secret = account.webhook_secret
     packet = packet_for(account=account)
     packet_approve(packet_id=packet.id, user=alice)
-    message = OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK, topic="approval.decided")
+    message = OutboxMessage.objects.get(kind=webhook_channel.KIND, topic="approval.decided")
     assert outbox.deliver(message.id) == "sent"
     (hook,) = receiver.items
     assert (hook["delivery"], hook["event"]) == (str(message.id), "approval.decided")

@@ -8,6 +8,8 @@ import time
 import pytest
 from django.db import transaction
 
+from approvals.channels import email
+from approvals.channels import webhook as webhook_channel
 from approvals.models import OutboxMessage, PausePacket
 from approvals.services import outbox
 from approvals.services.review import packet_approve
@@ -51,13 +53,13 @@ def test_a_new_packet_is_emailed_and_its_decision_posted_once_committed(
     assert all(
         "committed-1" in m["subject"] and f"/approvals/{packet.id}/" in m["text"] for m in mail
     )
-    emailed = OutboxMessage.objects.filter(kind=OutboxMessage.Kind.EMAIL)
+    emailed = OutboxMessage.objects.filter(kind=email.KIND)
     assert {m["message_id"] for m in mail} == {str(m.id) for m in emailed}
 
     packet_approve(packet_id=packet.id, user=alice)
 
     (hook,) = webhook_receiver.wait_for(lambda h: h, DELIVERY_TIMEOUT, "the webhook")
-    webhook = OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK)
+    webhook = OutboxMessage.objects.get(kind=webhook_channel.KIND)
     assert hook["event"] == "approval.decided" and hook["delivery"] == str(webhook.id)
     assert hook["body"]["approval"]["id"] == str(packet.id)
     assert hook["body"]["approval"]["status"] == "approved"
@@ -104,7 +106,7 @@ def test_a_worker_killed_mid_delivery_is_redriven_and_the_receiver_processes_it_
     first.kill()  # SIGKILL while the POST waits for its answer
     webhook_receiver.release.set()
 
-    webhook = OutboxMessage.objects.get(kind=OutboxMessage.Kind.WEBHOOK)
+    webhook = OutboxMessage.objects.get(kind=webhook_channel.KIND)
     assert (webhook.status, webhook.attempts) == ("sending", 1)
     assert [h["delivery"] for h in webhook_receiver.items] == [str(webhook.id)]
 

@@ -15,10 +15,10 @@ def pytest_runtest_makereport(item, call):
 def read_path(request, monkeypatch):
     """The ways the queue reads: for a user holding few grants (counted in one pass over them),
     and for one holding many (each status counted up to the cap in the status index)."""
-    from approvals import dashboard
+    from approvals.selectors import queue
 
     few = 10_000 if request.param == "from grants" else 1
-    monkeypatch.setattr(dashboard, "QUEUE_FEW_GRANTS", few)
+    monkeypatch.setattr(queue, "QUEUE_FEW_GRANTS", few)
     return request.param
 
 

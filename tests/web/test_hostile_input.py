@@ -267,7 +267,7 @@ def test_the_pages_driven_include_every_dashboard_form_and_filter():
         "approvals:comment",
         "audit:browser",
         "audit:export",
-        "audit:execution",
+        "approvals:execution",
         "metrics:sla",
         "login",
         "admin:approvals_policy_dry_run",

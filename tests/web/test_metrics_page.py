@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from approvals.metrics.queries import window_start
 from approvals.models import PausePacket
+from approvals.selectors.sla import window_start
 from approvals.services.expiry import packets_expire_overdue
 from approvals.services.review import packet_approve, packet_reconcile, packet_reject
 

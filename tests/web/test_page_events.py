@@ -15,8 +15,8 @@ from django.db import connection
 from django.test import Client
 
 from approvals import page_events, waiters
-from approvals.dashboard import decision_state
 from approvals.models import PausePacket
+from approvals.selectors.packets import decision_state
 from approvals.services.review import packet_approve
 from tests.asgi import get_scope
 

@@ -7,14 +7,14 @@ import uuid
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from approvals import dashboard
-from approvals.dashboard import CappedCount
 from approvals.models import PausePacket, PausePacketGroupObjectPermission
+from approvals.selectors import queue
+from approvals.selectors.queue import CappedCount
 
 
 @pytest.fixture
 def cap(monkeypatch, read_path):
-    monkeypatch.setattr(dashboard, "QUEUE_COUNT_CAP", 3)
+    monkeypatch.setattr(queue, "QUEUE_COUNT_CAP", 3)
     return 3
 
 
@@ -92,7 +92,7 @@ def test_totals_add_their_capped_parts(logged_in, alice, copies, cap):
 
 
 def test_pages_go_on_past_the_cap(logged_in, alice, copies, cap, monkeypatch):
-    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue, "PAGE_SIZE", 2)
     copies(7)
     client = logged_in(alice)
     first = client.get("/approvals/").content.decode()
@@ -111,7 +111,7 @@ def test_pages_go_on_past_the_cap(logged_in, alice, copies, cap, monkeypatch):
 
 
 def test_a_page_past_the_end_shows_the_last_page(logged_in, alice, copies, cap, monkeypatch):
-    monkeypatch.setattr(dashboard, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue, "PAGE_SIZE", 2)
     copies(5)
     client = logged_in(alice)
     assert pager(client.get("/approvals/?page=99").content.decode()) == "Page 3 of 3"
@@ -143,7 +143,7 @@ def test_the_open_count_is_capped(client, alice, charlie, copies, cap):
 
 
 def test_a_thousand_open_packets_read_as_1000_plus(logged_in, alice, copies, read_path):
-    copies(dashboard.QUEUE_COUNT_CAP + 1)
+    copies(queue.QUEUE_COUNT_CAP + 1)
     client = logged_in(alice)
     html = client.get("/approvals/").content.decode()
     assert tabs(html) == {"open": "1,000+", "pending": "1,000+", "all": "1,000+"}

@@ -15,6 +15,7 @@ from django.utils import timezone
 from gatekeeper_client import GatekeeperClient
 from gatekeeper_client.relay import Relay, RelayStore, server
 
+from approvals.channels import webhook as webhook_channel
 from approvals.models import OutboxMessage, PausePacket
 from approvals.services import outbox
 from approvals.services.policies import policies_import
@@ -86,7 +87,7 @@ def deliver_webhooks() -> list[str]:
     """Send every due webhook now, as the outbox worker would: what each delivery did."""
     close_old_connections()
     due = OutboxMessage.objects.filter(
-        kind=OutboxMessage.Kind.WEBHOOK, status=OutboxMessage.Status.PENDING
+        kind=webhook_channel.KIND, status=OutboxMessage.Status.PENDING
     ).order_by("created_at")
     return [outbox.deliver(message.id) for message in due]
 
@@ -99,7 +100,7 @@ def deliver_until_sent(attempts: int = 10) -> list[str]:
         if results[-1:] == ["sent"]:
             return results
         OutboxMessage.objects.filter(
-            kind=OutboxMessage.Kind.WEBHOOK, status=OutboxMessage.Status.PENDING
+            kind=webhook_channel.KIND, status=OutboxMessage.Status.PENDING
         ).update(next_attempt_at=timezone.now())
     raise AssertionError(f"not delivered: {results}")
 

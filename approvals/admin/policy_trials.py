@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from approvals.admin_forms import StorableJSONField
+from approvals.admin.forms import StorableJSONField
 from approvals.models import GateCheck, Policy
 from approvals.policy_documents import policy_problems
 from approvals.services.policies import policy_document, policy_promote

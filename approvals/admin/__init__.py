@@ -21,19 +21,19 @@ from guardian.admin import (
 )
 from guardian.shortcuts import get_perms_for_model
 
-from approvals import (
-    admin_groups,  # noqa: F401 - registers the group admin
-    admin_outbox,  # noqa: F401 - registers the deliveries and the user admin
+from approvals.admin import (
+    groups,  # noqa: F401 - registers the group admin
+    outbox,  # noqa: F401 - registers the deliveries and the user admin
 )
-from approvals.admin_forms import PolicyForm, ServiceAccountAddForm
-from approvals.admin_match import CONDITIONS_PREFIX, MAX_CONDITIONS
-from approvals.admin_policy_trials import (
+from approvals.admin.forms import PolicyForm, ServiceAccountAddForm
+from approvals.admin.match import CONDITIONS_PREFIX, MAX_CONDITIONS
+from approvals.admin.policy_trials import (
     policy_promote_view,
     policy_replay,
     policy_shadow_report,
     promote_policies,
 )
-from approvals.admin_views import (
+from approvals.admin.views import (
     dry_run_panel,
     one_time_secrets,
     picked_request_text,
@@ -55,12 +55,13 @@ from approvals.services.service_accounts import (
     service_account_create,
     service_account_rotate_token,
 )
+from audit.actors import user_actor
 from audit.admin import pretty_json
 from audit.jsontext import VisibleValuesListFilter, visible_column
 
 
 def _actor(request) -> str:
-    return f"user:{request.user.get_username()}"
+    return user_actor(request.user)
 
 
 def _with_form_action(data):

@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.models import Group
 
-from approvals.admin_match import (
+from approvals.admin.match import (
     CONDITIONS_PREFIX,
     ConditionFormSet,
     MatchFieldsMixin,

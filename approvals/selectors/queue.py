@@ -1,26 +1,16 @@
-"""Reads for the reviewer dashboard: what a user may see, narrowed by guardian, in few queries."""
+"""The reviewer queue: its page of packets and its capped status counts, in few queries."""
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlencode
 
-from django.contrib.auth.models import Permission, User
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from approvals.branch_table import Facts, Outcome, decide_approval
 from approvals.forms import QueueFilterForm
-from approvals.models import (
-    PausePacket,
-    PausePacketGroupObjectPermission,
-    PausePacketUserObjectPermission,
-    Vote,
-)
-from audit.models import AuditEvent
+from approvals.models import PausePacket, Vote
+from approvals.selectors.packets import packets_visible_to, view_grants
 
 PAGE_SIZE = 50
 QUEUE_STATUSES = ("open", "all", *PausePacket.Status.values)
@@ -28,53 +18,11 @@ QUEUE_STATUSES = ("open", "all", *PausePacket.Status.values)
 # over every visible packet, history included, on every refresh of every open queue.
 QUEUE_COUNT_CAP = 1000
 # A user holding fewer view grants than this is read from the grants (cost: their grants); one
-# holding more, packet by packet (cost: the cap over the share of packets they may see). 10,000 is
-# about where the two cost the same for 100,000 packets; it keeps a user who sees 1% of them
-# (1,000 grants) from probing the whole table.
+# holding more, packet by packet (cost: the cap over the share of packets they may see). About
+# where the two cost the same (bench/PROFILES.md).
 QUEUE_FEW_GRANTS = 10_000
 # Page numbers past this are past the end of any queue; it keeps LIMIT inside a bigint.
 _LAST_COUNTED_PAGE = 10**9
-
-
-def packets_visible_to(user) -> QuerySet[PausePacket]:
-    """Packets the user may view: superusers all, others through a user or group grant.
-
-    One query with two EXISTS subqueries on guardian's direct-foreign-key tables, so a list of
-    any length costs the same.
-    """
-    packets = PausePacket.objects.all()
-    if user.is_superuser:
-        return packets
-    if not user.is_active:
-        return packets.none()
-    by_user = PausePacketUserObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), user=user, permission__codename="view_pausepacket"
-    )
-    by_group = PausePacketGroupObjectPermission.objects.filter(
-        content_object=OuterRef("pk"),
-        group__user=user,
-        permission__codename="view_pausepacket",
-    )
-    return packets.filter(Exists(by_user) | Exists(by_group))
-
-
-def _view_grants(user) -> tuple[QuerySet, QuerySet]:
-    """The user's view grants on packets: given to them, and given to one of their groups.
-
-    The permission and the user's groups are subqueries PostgreSQL runs once per statement, so
-    each packet's grant is found in guardian's unique (user or group, permission, object) index
-    alone: a probe costs half what the joins of packets_visible_to cost. (That function keeps its
-    joins: the metrics and timeline pages, which hash every grant, were no faster this way in a
-    trial at 100,000 packets.)
-    """
-    view = Permission.objects.filter(
-        content_type__app_label="approvals", codename="view_pausepacket"
-    ).values("id")[:1]
-    groups = User.groups.through.objects.filter(user=user).values("group_id")
-    return (
-        PausePacketUserObjectPermission.objects.filter(user=user, permission=view),
-        PausePacketGroupObjectPermission.objects.filter(group__in=groups, permission=view),
-    )
 
 
 @dataclass(frozen=True)
@@ -101,7 +49,7 @@ class _QueueReads:
             return cls(packets, packets, few=False)
         if not user.is_active:
             return cls(packets.none(), packets.none(), few=True)
-        by_user, by_group = _view_grants(user)
+        by_user, by_group = view_grants(user)
         granted = by_user.values("content_object_id").union(
             by_group.values("content_object_id"), all=True
         )
@@ -307,53 +255,3 @@ def open_count(user) -> CappedCount:
         _QueueReads.for_user(user).limited.filter(status__in=PausePacket.OPEN_STATUSES).order_by()
     )
     return CappedCount.of(open_packets[:QUEUE_COUNT_CAP].count(), QUEUE_COUNT_CAP)
-
-
-def packet_for_user(user, packet_id) -> PausePacket | None:
-    return (
-        packets_visible_to(user)
-        .select_related("execution", "execution__parent", "requested_by", "superseded_by")
-        .filter(id=packet_id)
-        .first()
-    )
-
-
-def approval_preview(
-    packet: PausePacket, *, voters: list[str], now: datetime | None = None
-) -> Outcome:
-    """What approving would do right now: the branch table, asked without acting."""
-    return decide_approval(
-        Facts(
-            now=now or timezone.now(),
-            expires_at=packet.expires_at,
-            fresh_until=packet.fresh_until,
-            owner_changed=packet.owner != packet.execution.owner,
-            side_effect=packet.side_effect,
-            votes_with_this_one=len(voters) + 1,
-            required_approvals=packet.required_approvals,
-        )
-    )
-
-
-def packet_votes(packet: PausePacket) -> list:
-    return list(packet.current_votes().select_related("user"))
-
-
-def decision_state(status: str, snapshot: str, votes: int) -> str:
-    """An opaque tag of what a packet's decision card shows: a page holding the same tag has
-    nothing to re-fetch (its reviewer's own action already showed it)."""
-    return hashlib.sha256(f"{status}|{snapshot}|{votes}".encode()).hexdigest()[:16]
-
-
-def decision_states(packet_ids) -> dict[str, str]:
-    """decision_state of each packet, by id, in one query."""
-    rows = (
-        PausePacket.objects.filter(id__in=packet_ids)
-        .annotate(votes_now=Count("votes", filter=Q(votes__snapshot_hash=F("snapshot_hash"))))
-        .values_list("id", "status", "snapshot_hash", "votes_now")
-    )
-    return {str(id_): decision_state(status, snap, votes) for id_, status, snap, votes in rows}
-
-
-def execution_recent_record(packet: PausePacket, limit: int = 12) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(execution_id=packet.execution_id).order_by("-id")[:limit])

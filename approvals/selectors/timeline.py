@@ -11,12 +11,13 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import RawSQL
 
-from approvals.dashboard import packets_visible_to
+from approvals.events import EventKind
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
+from approvals.selectors.executions import executions_visible_to
+from approvals.selectors.packets import packets_visible_to
 from audit.models import AuditEvent
-from audit.selectors.access import executions_visible_to
-from audit.selectors.summaries import Entry, _step_of
+from audit.selectors.summaries import Entry, step_of
 
 TIMELINE_PAGE_SIZE = 500
 # Nested executions shown inline below the page's own; deeper ones are linked, not expanded.
@@ -112,8 +113,8 @@ _DESCENDANTS_SQL = """
     SELECT id FROM tree
 """
 # An event's step: its packet's step, else data.step when that is a small whole number. This is
-# summaries._step_of in SQL; the two must agree. Deliveries (email, webhooks) happen after the
-# fact, so they never mark where a step's record ends.
+# audit.selectors.summaries.step_of in SQL; the two must agree. Deliveries (email, webhooks)
+# happen after the fact, so they never mark where a step's record ends.
 _STEP_ANCHORS_SQL = """
     SELECT e.execution_id,
            COALESCE(p.step_index, CASE WHEN e.data ->> 'step' ~ '^[0-9]{1,9}$'
@@ -124,9 +125,9 @@ _STEP_ANCHORS_SQL = """
     GROUP BY 1, 2
 """
 DELIVERY_KINDS = (
-    AuditEvent.Kind.NOTIFICATION_QUEUED,
-    AuditEvent.Kind.NOTIFICATION_SENT,
-    AuditEvent.Kind.WEBHOOK_DELIVERED,
+    EventKind.NOTIFICATION_QUEUED,
+    EventKind.NOTIFICATION_SENT,
+    EventKind.WEBHOOK_DELIVERED,
 )
 
 
@@ -200,7 +201,7 @@ def _merge_skipped(marks: list[GapMark]) -> list[GapMark]:
 
 
 def _gaps_by_execution(sections: dict, user) -> tuple[dict, dict]:
-    """Gaps of each execution, as approvals.selectors.execution_steps finds them for one.
+    """Gaps of each execution, as approvals.selectors.executions.execution_steps finds them for one.
 
     The same three reads, made once for the whole tree so the page's query count stays fixed.
     Also returns each packet's step and whether the user may open it.
@@ -254,7 +255,7 @@ def _anchor_gaps(gaps: dict) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             _STEP_ANCHORS_SQL,
-            [AuditEvent.Kind.STEP_OUTCOME.value, ids, [kind.value for kind in DELIVERY_KINDS]],
+            [EventKind.STEP_OUTCOME.value, ids, [kind.value for kind in DELIVERY_KINDS]],
         )
         for execution_id, step, low, high, outcome in cursor.fetchall():
             if step is not None:
@@ -338,7 +339,7 @@ def execution_timeline(
                 data=data,
                 execution_id=execution_id,
                 packet_id=packet_id,
-                step=_step_of(data, packet_step),
+                step=step_of(data, packet_step),
                 packet_visible=packet_visible,
             )
         )

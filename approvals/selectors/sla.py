@@ -1,8 +1,8 @@
 """SLA figures, aggregated in PostgreSQL: one query per figure, however many packets there are.
 
-Every function takes the packets to count, already narrowed by permission (the dashboard's
-`packets_visible_to`, or every packet for the Prometheus scrape), so the SQL stays the same
-whoever asks. Nothing is cached in the process: several web nodes answer the same questions.
+Every function takes the packets to count, already narrowed by permission (`packets_visible_to`
+of approvals.selectors.packets, or every packet for the Prometheus scrape), so the SQL stays the
+same whoever asks. Nothing is cached in the process: several web nodes answer the same questions.
 """
 
 from dataclasses import dataclass

@@ -17,7 +17,8 @@ def payload_for(packet_id) -> str:
     return str(uuid.UUID(str(packet_id)))
 
 
-def notify_packets_changed(packet_ids: Iterable) -> None:
+def wake_waiters(packet_ids: Iterable) -> None:
+    """Wake every process waiting on these packets, once the caller's transaction commits."""
     payloads = [payload_for(packet_id) for packet_id in packet_ids]
     if payloads:
         with connection.cursor() as cursor:

@@ -11,10 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
-from approvals.admin_forms import DryRunForm
+from approvals.admin.forms import DryRunForm
 from approvals.models import GateCheck
 from approvals.policy_rules import Verdict
-from approvals.selectors import gate_checks_recent
+from approvals.selectors.checks import gate_checks_recent
 from approvals.services.policies import policy_verdict, policy_verdicts_with_draft
 
 MAX_PICKER_PAGE = 1000

@@ -1,11 +1,15 @@
-"""Reads: executions and their steps, shaped for the API and the pages."""
+"""Reads of executions: which a user may read, and their steps shaped for the API and pages."""
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.urls import reverse
 
 from approvals.gaps import find_gaps
 from approvals.models import Execution, GateCheck, PausePacket, StepOutcome
+from approvals.selectors.packets import packets_visible_to
+from audit.actors import user_actor
 from audit.models import AuditEvent
+from audit.selectors.access import can_browse
 
 
 def execution_steps(execution: Execution) -> tuple[list[dict], list[dict]]:
@@ -65,7 +69,7 @@ def execution_detail(execution: Execution) -> dict:
         "workflow": execution.workflow,
         "owner": execution.owner,
         "status": "waiting" if waiting else "active",
-        "url": f"{settings.GATEKEEPER_BASE_URL}/executions/{execution.id}/",
+        "url": settings.GATEKEEPER_BASE_URL + reverse("approvals:execution", args=[execution.id]),
         "parent_thread_id": execution.parent.thread_id if execution.parent_id else None,
         "steps": steps,
         "record": record,
@@ -73,20 +77,34 @@ def execution_detail(execution: Execution) -> dict:
     }
 
 
-def gate_checks_recent(*, search: str = "", page: int = 1, per_page: int = 10):
-    """Recent gate checks, newest first, for the admin dry run to pick one from: (rows, more).
+def executions_visible_to(user) -> QuerySet[Execution]:
+    """Executions whose record the user may read (DESIGN section 5).
 
-    Searched by thread, tool or workflow. One query: a page is per_page + 1 rows (the extra one
-    only says a next page exists), so no COUNT over the whole table.
+    Auditors and superusers read every one; others the executions they own (as the owning user or
+    a member of the owning group) and those with a packet they may view. One query.
     """
-    checks = GateCheck.objects.select_related("execution").order_by("-created_at", "-id")
-    if search:
-        checks = checks.filter(
-            Q(execution__thread_id__icontains=search)
-            | Q(tool__icontains=search)
-            | Q(execution__workflow__icontains=search)
-        )
-    page = max(page, 1)
-    start = (page - 1) * per_page
-    rows = list(checks[start : start + per_page + 1])
-    return rows[:per_page], len(rows) > per_page
+    executions = Execution.objects.all()
+    if not user.is_active:
+        return executions.none()
+    if can_browse(user):
+        return executions
+    # The same reading of an owner string as approvals.permissions.owner_principal.
+    owned_by_group = (
+        Q(owner__in=user.groups.values("name"))
+        & ~Q(owner__startswith="user:")
+        & ~Q(owner__startswith="service:")
+    )
+    return executions.filter(
+        Q(owner=user_actor(user))
+        | owned_by_group
+        | Exists(packets_visible_to(user).filter(execution=OuterRef("pk")))
+    )
+
+
+def execution_for_user(*, user, execution_id) -> Execution | None:
+    return (
+        executions_visible_to(user)
+        .select_related("service_account")
+        .filter(id=execution_id)
+        .first()
+    )

@@ -6,20 +6,16 @@ went out, what is retrying and why, what was given up on (and send it again), an
 be told at all because their account has no email address.
 """
 
-import json
-
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.text import Truncator
 
+from approvals.channel_registry import channel_for
 from approvals.models import OutboxMessage
 from approvals.services.outbox import redeliver
-from audit.admin import pretty_json
-from audit.jsontext import visible
 
 Status = OutboxMessage.Status
 REDELIVERABLE = (Status.FAILED, Status.SENT)
@@ -129,22 +125,12 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="subject or event")
     def subject(self, message: OutboxMessage) -> str:
-        if message.kind == OutboxMessage.Kind.EMAIL:
-            return visible(message.payload.get("subject", ""))
-        return visible(message.payload.get("event", ""))
+        return channel_for(message.kind).subject(message)
 
     @admin.display(description="message")
     def message(self, message: OutboxMessage) -> str:
-        # Agent text reaches both: escaped here, never marked safe.
-        if message.kind == OutboxMessage.Kind.EMAIL:
-            return format_html(
-                '<pre class="gatekeeper-json">{}</pre>', visible(message.payload.get("text", ""))
-            )
-        body = message.payload.get("body", "")
-        try:
-            return pretty_json(json.loads(body))
-        except (TypeError, ValueError):
-            return format_html('<pre class="gatekeeper-json">{}</pre>', visible(body))
+        # Agent text reaches every channel: each escapes it, never marking it safe.
+        return channel_for(message.kind).body_html(message)
 
 
 def users_without_email_url() -> str:
