@@ -9,6 +9,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from approvals import channel_registry
 from approvals.branch_table import Facts
+from approvals.group_names import unknown_group_problems
 
 
 class Decision(models.TextChoices):
@@ -98,9 +99,6 @@ class Policy(models.Model):
         return f"{self.name} v{self.version}"
 
     def clean(self):
-        # Imported here: policy_groups reads this model.
-        from approvals.policy_groups import unknown_group_problems
-
         document = {"name": self.name, "approvers": self.approvers, "escalate_to": self.escalate_to}
         problems = unknown_group_problems([document])
         if problems:

@@ -12,8 +12,6 @@ from django.db.models.signals import pre_delete, pre_save
 
 from approvals.models import Policy
 
-GROUP_KEYS = ("approvers", "escalate_to")
-
 
 class GroupInUse(Exception):
     """A group that policies name was about to be deleted or renamed."""
@@ -29,37 +27,6 @@ def in_use_message(group: str, policies: list[str], *, action: str) -> str:
         f"Cannot {action} group {group!r}: the policies {', '.join(policies)} route to it. "
         "Point those policies at another group first."
     )
-
-
-def unknown_group_problems(documents, *, lock: bool = False) -> list[dict]:
-    """The group names in these policy documents that name no existing group, in one query.
-
-    With lock (inside a transaction) the groups found stay locked until it ends, so a delete or
-    rename of one, which locks it first too, waits and then sees the policy that names it.
-    """
-    named = [
-        (document, key, document[key])
-        for document in documents
-        if isinstance(document, dict)
-        for key in GROUP_KEYS
-        if isinstance(document.get(key), str) and document[key]
-    ]
-    if not named:
-        return []
-    names = {name for _, _, name in named}
-    groups = Group.objects.filter(name__in=names)
-    if lock:
-        groups = groups.select_for_update()
-    existing = set(groups.values_list("name", flat=True))
-    return [
-        {
-            "entry": document.get("name") or None,
-            "field": key,
-            "message": f"names no existing group {name!r}; create the group first",
-        }
-        for document, key, name in named
-        if name not in existing
-    ]
 
 
 def policies_naming_group(name: str) -> list[str]:

@@ -9,9 +9,9 @@ from django.db import connection, transaction
 from approvals.errors import ValidationFailed
 from approvals.events import EventKind
 from approvals.gate_request import GateRequest
+from approvals.group_names import unknown_group_problems
 from approvals.models import Policy, PolicyVersion
 from approvals.policy_documents import SETTING_KEYS, normalise, policy_file_problems
-from approvals.policy_groups import unknown_group_problems
 from approvals.policy_rules import GateFacts, Rule, Verdict, evaluate, shadow_outcomes
 from approvals.services.transactions import action_atomic
 from audit.services import record_event
