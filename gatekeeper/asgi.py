@@ -18,6 +18,17 @@ from django.contrib.staticfiles.handlers import StaticFilesHandler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 
+def _with_page_events(wsgi_app):
+    """Pages served here may name their event stream (approvals.context.page_events): this
+    process answers it. Under gthread or runserver no stream is named, so no browser tries one."""
+
+    def app(environ, start_response):
+        environ["gatekeeper.page_events"] = True
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
 class GatekeeperASGI:
     def __init__(self):
         django_wsgi = get_wsgi_application()  # sets Django up: the imports below need it
@@ -27,7 +38,9 @@ class GatekeeperASGI:
         from approvals import page_events, waiters
         from approvals.api.waiting import WaitingHandler, is_long_poll
 
-        self.everything_else = WSGIMiddleware(django_wsgi, workers=settings.GATEKEEPER_ASGI_THREADS)
+        self.everything_else = WSGIMiddleware(
+            _with_page_events(django_wsgi), workers=settings.GATEKEEPER_ASGI_THREADS
+        )
         self.long_polls = WaitingHandler()
         self.is_long_poll = is_long_poll
         self.page_events = page_events

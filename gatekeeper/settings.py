@@ -80,6 +80,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # csp_nonce in templates: Django's admin puts it on its inline blocks.
                 "django.template.context_processors.csp",
+                "approvals.context.page_events",
             ],
         },
     },

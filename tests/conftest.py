@@ -1,3 +1,4 @@
+import asyncio
 import copy
 import itertools
 import os
@@ -63,6 +64,18 @@ def _flush_past_append_only_audit():
     DatabaseOperations.sql_flush = sql_flush
     yield
     DatabaseOperations.sql_flush = original
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_event_loop_left_running():
+    """A module that leaves an event loop marked running in the main thread breaks every later
+    test of its process that calls asyncio.run() or Playwright's sync API (the workers of
+    `manage.py test` run many files each): name the module that did it, and clear the mark.
+    (Within a browser module the mark is Playwright's own, until its fixture closes.)"""
+    yield
+    if asyncio.events._get_running_loop() is not None:
+        asyncio.events._set_running_loop(None)
+        pytest.fail("this test left an asyncio event loop running in the main thread")
 
 
 @pytest.fixture(autouse=True)

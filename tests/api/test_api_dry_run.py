@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from approvals.events import EventKind
 from approvals.models import Execution, GateCheck, PausePacket
 from audit.models import AuditEvent
 from tests.api.conftest import error_of
@@ -38,7 +39,7 @@ def nothing_written() -> bool:
         Execution.objects.exists()
         or GateCheck.objects.exists()
         or PausePacket.objects.exists()
-        or AuditEvent.objects.filter(kind=AuditEvent.Kind.GATE_CHECKED).exists()
+        or AuditEvent.objects.filter(kind=EventKind.GATE_CHECKED).exists()
     )
 
 

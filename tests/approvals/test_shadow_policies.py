@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from approvals.events import EventKind
 from approvals.models import GateCheck, Policy, PolicyVersion
 from approvals.services.policies import policy_promote
 from audit.models import AuditEvent
@@ -90,7 +91,7 @@ def test_promotion_is_a_version_in_the_record_and_then_decides(gate, policy):
     assert changed and (promoted.mode, promoted.version) == ("enforce", 2)
     version = PolicyVersion.objects.get(policy=promoted, version=2)
     assert (version.document["mode"], version.changed_by) == ("enforce", "user:admin")
-    event = AuditEvent.objects.filter(kind=AuditEvent.Kind.POLICY_CHANGED).latest("id")
+    event = AuditEvent.objects.filter(kind=EventKind.POLICY_CHANGED).latest("id")
     assert event.data["policy"] == "no-iam" and event.data["version"] == 2
     assert event.data["document"]["mode"] == "enforce" and event.actor == "user:admin"
     response = gate()

@@ -23,6 +23,7 @@ from approvals.models import PausePacket
 from approvals.serializers import approval_json
 from approvals.services.executions import step_record_outcome
 from approvals.services.review import packet_approve, packet_reconcile, packet_reject
+from approvals.services.transactions import seeding
 from audit.models import AuditEvent
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -138,7 +139,8 @@ def _check(packet: PausePacket, before: str, now: datetime) -> None:
 @example(scenario=_scenario(actions=[("sweep", 599), ("approve_alice", 600), ("sweep", 600)]))
 def test_expiry_never_approves_and_every_expired_packet_blocks(scenario, packet_for, alice, bob):
     clock = Clock()
-    with mock.patch("django.utils.timezone.now", clock), transaction.atomic():
+    # One transaction for the whole example, rolled back at its end: the actions nest in it.
+    with mock.patch("django.utils.timezone.now", clock), seeding():
         packet = packet_for(
             execution__thread_id=f"prop-{next(_threads)}",
             action__side_effect=scenario["side_effect"],

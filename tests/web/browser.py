@@ -36,9 +36,14 @@ VIEWPORT = {"width": 1280, "height": 800}
 IMPORTED_AT = time.time()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the session; each test opens its own contexts."""
+    """One headless Chromium per module; each test opens its own contexts.
+
+    Not per session: Playwright's sync API marks an asyncio loop running in this thread while it
+    is open, which would break every later test of the worker that runs a loop of its own
+    (asyncio.run, Prefect, Temporal) and a second Playwright (the demo's conftest imports this).
+    """
     reason = os.environ.get(SKIP_VARIABLE, "").strip()
     if reason:
         service_missing(f"the browser tests cannot run: {reason}")

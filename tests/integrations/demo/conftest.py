@@ -21,7 +21,7 @@ from django.db import connection, connections
 from approvals.demo import DEMO_PASSWORD
 from approvals.services.service_accounts import service_account_create
 from tests.background.processes import BASE_DIR, ChildProcess, database_url, free_port, stop_all
-from tests.web.browser import Browsing, chromium  # noqa: F401 - the session's browser
+from tests.web.browser import Browsing, chromium  # noqa: F401 - the module's browser
 
 MARK = "demo_examples"
 REDIS_URL = os.environ.get("GATEKEEPER_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
