@@ -42,13 +42,16 @@ class Example:
     known_gap: str = ""
 
 
-# The engine adapters gate each tool, but nothing reports what the tool did afterwards.
+# The engine adapters (Dagster's too) gate each tool, but nothing reports what it did afterwards.
 NO_OUTCOME = "the engine adapter records no step outcome (no_outcome gaps)"
 # One line per example agent that keeps the contract (hr.lookup, then iam.grant, then DONE).
 EXAMPLES = [
     Example("langgraph_agent.py"),
     Example("openai_agents_agent.py"),
     Example("mcp_agent.py"),
+    Example("pydantic_ai_agent.py"),
+    Example("autogen_agent.py"),
+    Example("dagster_agent.py", known_gap=NO_OUTCOME),
     Example("stepfunctions_agent.py", known_gap=NO_OUTCOME),
     Example("temporal_agent.py", known_gap=NO_OUTCOME),
     Example("prefect_agent.py", known_gap=NO_OUTCOME),
@@ -56,6 +59,10 @@ EXAMPLES = [
 # Examples with a contract of their own, and why they are not in EXAMPLES.
 OTHER_AGENTS = {
     "hr_onboarding_agent.py": "the demo's own agent: four steps, an email among them",
+    # Each runs in an environment of its own (its pins conflict with the other extras); their
+    # example tests run the same contract against a live server with a reviewer deciding.
+    "crewai_agent.py": "runs in .venv-crewai: tests/integrations/crewai/test_crewai_example.py",
+    "airflow_agent.py": "runs in .venv-airflow: tests/integrations/engines/test_airflow.py",
 }
 
 CONTRACT = ("RAN ", "DENIED ", "DONE")
