@@ -287,15 +287,20 @@ def test_streams_end_when_the_server_shuts_down(app, alice):
     assert refused.status == 503 and refused.headers["retry-after"] == "1"
 
 
-def test_the_pages_name_their_stream_which_without_asgi_tells_the_browser_not_to_reconnect(
+def test_only_pages_the_asgi_entry_serves_name_their_stream_and_without_it_the_url_is_204(
     client, alice, open_packet
 ):
     packet = open_packet()
     assert client.get("/approvals/events/").status_code == 302  # to the login page
     client.force_login(alice)
+    # gthread or runserver: no page opens a stream (a browser would retry a 204 for ever).
     assert client.get("/approvals/events/").status_code == 204
-    queue = client.get("/approvals/").content.decode()
+    assert "sse-connect" not in client.get("/approvals/").content.decode()
+    assert "sse-connect" not in client.get(f"/approvals/{packet.id}/").content.decode()
+    # Served by gatekeeper.asgi (which marks its requests so), the pages name it.
+    served = {"gatekeeper.page_events": True}
+    queue = client.get("/approvals/", **served).content.decode()
     assert 'sse-connect="/approvals/events/"' in queue and "sse:queue" in queue
-    page = client.get(f"/approvals/{packet.id}/").content.decode()
+    page = client.get(f"/approvals/{packet.id}/", **served).content.decode()
     assert f'sse-connect="/approvals/events/?packet={packet.id}"' in page
     assert 'hx-trigger="sse:packet"' in page
