@@ -17,11 +17,18 @@ from tests.conftest import gate_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _cut_every_other_connection() -> int:
+# The node's connections carry this name (libpq's PGAPPNAME), so the test cuts only them: any
+# other session of this test process's database (another thread's, another context's) is not
+# the node's to lose, and would break whichever later test uses it.
+NODE_APPLICATION = "gk-test-restarted-node"
+
+
+def _cut_the_nodes_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " WHERE datname = current_database() AND application_name = %s",
+            [NODE_APPLICATION],
         )
         return cursor.fetchone()[0]
 
@@ -37,9 +44,10 @@ def test_a_cut_connection_costs_at_most_one_retryable_503_and_no_decision(
         threads=1,
         DATABASE_CONN_MAX_AGE="60",
         DATABASE_CONN_HEALTH_CHECKS=health_checks,
+        PGAPPNAME=NODE_APPLICATION,
     )
     assert node.api("POST", "/api/v1/gate", token, gate_body(step__index=1))[0] == 200
-    assert _cut_every_other_connection() >= 1
+    assert _cut_the_nodes_connections() >= 1
 
     body = gate_body(step__index=2)
     status, answer = node.api("POST", "/api/v1/gate", token, body)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
 from tests.required import service_missing
@@ -77,6 +78,12 @@ def chromium():
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             yield browser
             browser.close()
+            # With a loop marked running, Django keeps this thread's connections apart from its
+            # plain thread-local ones (asgiref's Local for thread-critical handles), and they
+            # outlive the module: the next module with a browser would get them back, by then
+            # perhaps cut by a test that cuts connections, and fail every test on "connection
+            # is closed". Close them while that storage is still the one in use.
+            connections.close_all()
     finally:
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
