@@ -1,6 +1,6 @@
 """The latency the MCP gateway adds to an allowed tool call (issue 18).
 
-    .venv-int/bin/python bench/mcp_gateway.py [--calls 300]   # needs the client's `mcp` extra
+    .venv/bin/python bench/mcp_gateway.py [--calls 300]
 
 Makes its own database (gk_mcp_bench) on 127.0.0.1:5432 with one service account and a policy
 that allows read-only tools, serves Gatekeeper with gunicorn (production settings, as

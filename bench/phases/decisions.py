@@ -203,4 +203,7 @@ class DecisionsPhase:
         )
 
     def waiters(self) -> None:
-        waiters.run(self)
+        # The layout docs/deployment.md recommends for a node holding thousands of waiting
+        # agents: the waits on the ASGI service, gate checks and pages on gthread beside it.
+        # `python -m bench.waiters --layouts one,split` measures the single service too.
+        waiters.run(self, split=True)
