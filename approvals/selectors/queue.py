@@ -150,7 +150,10 @@ def _count_by_status(packets: QuerySet, limits: dict[str, int]) -> dict[str, Cap
     """
     parts, params = [], []
     for status, limit in limits.items():
-        part = packets.filter(status=status).order_by().values("pk")[:limit]
+        # In the index's own order: without it, PostgreSQL may pick a bitmap scan, which reads
+        # every packet of the status before the LIMIT applies (92 ms instead of 3 ms for 1,000 of
+        # 25,000 pending packets, bench/PROFILES.md session 6).
+        part = packets.filter(status=status).order_by("expires_at").values("pk")[:limit]
         sql, part_params = part.query.sql_with_params()
         parts.append(f"SELECT %s, COUNT(*) FROM ({sql}) AS part")  # noqa: S608 (ORM SQL only)
         params += [status, *part_params]
