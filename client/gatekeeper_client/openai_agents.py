@@ -20,6 +20,12 @@ while it waits: keep `state.to_string()` and resume it in any process with
 reviewers' args, edits included, and its outcome is recorded. The run's context must be a dict
 with the execution's `thread_id`; the adapter keeps the run's gated call ids in it
 (`gatekeeper_calls`), so step indexes survive the round trip through `to_string()`.
+
+An MCP server's tools are gated the same way, per call and with the call's args: connect the
+server, then give the agent `tools=await approvals.mcp_tools(server)` instead of
+`mcp_servers=[server]` (the SDK's own MCP `require_approval` callable is asked per tool, never
+with a call's args, so it cannot ask the gate). A broken connection during a call (the server
+may or may not have acted) is an `OutcomeUnknown`: a human reconciles it.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    from agents import FunctionTool, RunState
+    from agents import FunctionTool, RunContextWrapper, RunState
+    from agents.mcp import MCPServer, MCPUtil
     from agents.tool import (
         maybe_invoke_function_tool_failure_error_function,
         set_function_tool_failure_error_function,
@@ -56,7 +63,7 @@ from .adapters import (
     reconciled_as_applied,
     step_for,
 )
-from .errors import StillWaiting
+from .errors import OutcomeUnknown, StillWaiting
 
 __all__ = ["GatekeeperApprovals"]
 
@@ -98,8 +105,31 @@ class GatekeeperApprovals:
         """The tools, each `FunctionTool` gated (others unchanged)."""
         return [self.gate(tool) if isinstance(tool, FunctionTool) else tool for tool in tools]
 
-    def gate(self, tool: FunctionTool) -> FunctionTool:
-        """A copy of `tool` that asks Gatekeeper first and runs with the approved args."""
+    async def mcp_tools(
+        self, server: MCPServer, *, convert_schemas_to_strict: bool = False
+    ) -> list[FunctionTool]:
+        """The tools of a connected MCP `server`, as the SDK makes them, each gated per call.
+
+        Listed now (a dynamic `tool_filter` is not applied: it needs the run); list them again
+        for a server whose tools change. The server's own `require_approval` is replaced by
+        the gate. A call whose connection breaks before the server answers is `OutcomeUnknown`.
+        """
+        listed = await MCPUtil.get_function_tools(
+            server, convert_schemas_to_strict, RunContextWrapper(context=None), None
+        )
+        return [self.gate(tool, outcome_unknown=_connection_broke) for tool in listed]
+
+    def gate(
+        self,
+        tool: FunctionTool,
+        *,
+        outcome_unknown: Callable[[BaseException], bool] | None = None,
+    ) -> FunctionTool:
+        """A copy of `tool` that asks Gatekeeper first and runs with the approved args.
+
+        `outcome_unknown(error)` says which of the tool's errors leave unknown whether its
+        write happened: they are raised as `OutcomeUnknown`, so a human reconciles the step.
+        """
         # The tool's own invoker, raising: the gate must see a failure to record it (and an
         # OutcomeUnknown to reconcile it); the tool's failure policy is applied after that.
         raising = dataclasses.replace(tool)
@@ -115,7 +145,12 @@ class GatekeeperApprovals:
             step = self._step(tool_context, tool.name, tool_context.tool_call_id)
 
             async def run(**approved: Any) -> Any:
-                return await invoke(tool_context, json.dumps(approved))
+                try:
+                    return await invoke(tool_context, json.dumps(approved))
+                except Exception as error:
+                    if outcome_unknown is not None and outcome_unknown(error):
+                        raise OutcomeUnknown(f"{step.tool}: {error}") from error
+                    raise
 
             try:
                 verdict = await self._decide(tool_context, run, step, input_json)
@@ -211,3 +246,20 @@ class GatekeeperApprovals:
         return check_step(
             self.client, step, args, workflow=self.workflow, context=context, **self.options
         )
+
+
+def _connection_broke(error: BaseException | None) -> bool:
+    """Whether an MCP call failed because its connection broke before the server answered
+    (the call may have run), rather than with an error the server answered."""
+    # Imported here: mcp 2's names (the `mcp` extra's), needed only once an MCP call failed.
+    import anyio
+    import mcp_types
+    from mcp.shared.exceptions import MCPError
+
+    broken = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+    unanswered = (mcp_types.CONNECTION_CLOSED, mcp_types.REQUEST_TIMEOUT)
+    while error is not None:  # the SDK wraps what the transport raised
+        if isinstance(error, broken) or (isinstance(error, MCPError) and error.code in unanswered):
+            return True
+        error = error.__cause__
+    return False
