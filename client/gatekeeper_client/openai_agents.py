@@ -48,29 +48,16 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "pip install 'gatekeeper-client[openai-agents]'"
     ) from error
 
-from . import steps
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    adecide,
-    check_step,
-    decided,
-    gate_call,
-    gate_tool_name,
-    reconciled_as_applied,
-    step_for,
-)
+from .adapters import Step, ToolGate, verdict_on
 from .errors import OutcomeUnknown, StillWaiting
+from .models import Approval
 
 __all__ = ["GatekeeperApprovals"]
 
 CALLS_KEY = "gatekeeper_calls"  # the run context's list of gated call ids, in order
 
 
-class GatekeeperApprovals:
+class GatekeeperApprovals(ToolGate):
     """Gate function tools of an agent with Gatekeeper, through the SDK's approvals.
 
     `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
@@ -81,25 +68,6 @@ class GatekeeperApprovals:
     tool's output with the reason. Other keyword
     `options` go to `run_step` (`refresh_context`, `risk`, `owner`, `outcome_detail`, ...).
     """
-
-    def __init__(
-        self,
-        client: Any,
-        *,
-        workflow: str,
-        tool_names: ToolNames = None,
-        context: Callable[[str, dict], Any] | None = None,
-        wait_timeout: float | None = None,
-        **options: Any,
-    ):
-        self.client = client
-        self.wait_timeout = wait_timeout
-        self.workflow = workflow
-        self.tool_names = tool_names
-        self.context = context
-        self.options = options
-        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
-        self.refusals: list[tuple[str, str]] = []
 
     def gate_tools(self, tools: list) -> list:
         """The tools, each `FunctionTool` gated (others unchanged)."""
@@ -138,11 +106,12 @@ class GatekeeperApprovals:
 
         async def needs_approval(run_context: Any, args: dict, call_id: str) -> bool:
             step = self._step(run_context, tool.name, call_id)
-            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            decision = await self.drive(self.check(step, args))
             return decision.needs_approval
 
         async def on_invoke_tool(tool_context: Any, input_json: str) -> Any:
             step = self._step(tool_context, tool.name, tool_context.tool_call_id)
+            args = json.loads(input_json or "{}")
 
             async def run(**approved: Any) -> Any:
                 try:
@@ -152,8 +121,15 @@ class GatekeeperApprovals:
                         raise OutcomeUnknown(f"{step.tool}: {error}") from error
                     raise
 
+            flow = self.call(
+                run,
+                args,
+                step,
+                wait_timeout=self.wait_timeout,
+                context=self.context_of(step, args),
+            )
             try:
-                verdict = await self._decide(tool_context, run, step, input_json)
+                verdict = await self.drive(flow)
             except Exception as error:  # noqa: BLE001 - recorded as failed; the SDK's policy now
                 message = await maybe_invoke_function_tool_failure_error_function(
                     function_tool=tool, context=tool_context, error=error
@@ -161,17 +137,14 @@ class GatekeeperApprovals:
                 if message is None:
                     raise
                 return message
-            if isinstance(verdict, Ran):
+            if isinstance(verdict, Approval):
+                raise StillWaiting(
+                    f"approval {verdict.id} is not decided: resolve the run's interruptions",
+                    approval=verdict,
+                )
+            if verdict.run:
                 return verdict.result
-            if isinstance(verdict, Refused):
-                self.refusals.append((step.tool, verdict.reason))
-                return verdict.reason
-            if isinstance(verdict, AlreadyApplied):
-                return verdict.message
-            raise StillWaiting(
-                f"approval {verdict.approval.id} is not decided: resolve the run's interruptions",
-                approval=verdict.approval,
-            )
+            return verdict.reason if verdict.skip else self.refused(step, verdict.reason)
 
         return dataclasses.replace(
             tool, needs_approval=needs_approval, on_invoke_tool=on_invoke_tool
@@ -192,38 +165,21 @@ class GatekeeperApprovals:
             name = item.tool_name or item.raw_item.name
             step = self._step(state._context, name, item.raw_item.call_id)  # noqa: SLF001
             args = json.loads(item.raw_item.arguments or "{}")
-            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            decision = await self.drive(self.check(step, args))
             if decision.approval is None:  # not gated for approval: nothing to answer
                 continue
-            approval = await self.client._drive(  # noqa: SLF001
-                decided(self.client, decision.approval, wait_timeout=wait_timeout, **self.options)
-            )
+            approval = await self.drive(self.decided(decision.approval, wait_timeout=wait_timeout))
             if approval is None:
                 still_open.append(item)
                 continue
-            if approval.decision == "allow":
+            verdict = verdict_on(approval)
+            if verdict.run:
                 state.approve(item)
-            elif approval.decision == "skip":
-                state.reject(item, rejection_message=reconciled_as_applied(approval).message)
+            elif verdict.skip:
+                state.reject(item, rejection_message=verdict.reason)
             else:
-                reason = steps.why_blocked(approval)
-                self.refusals.append((step.tool, reason))
-                state.reject(item, rejection_message=reason)
+                state.reject(item, rejection_message=self.refused(step, verdict.reason))
         return still_open
-
-    async def _decide(self, tool_context: Any, run: Any, step: Step, input_json: str):
-        args = json.loads(input_json or "{}")
-        flow = gate_call(
-            self.client,
-            run,
-            args,
-            step,
-            workflow=self.workflow,
-            wait_timeout=self.wait_timeout,
-            context=self._context(step, args),
-            **self.options,
-        )
-        return await adecide(self.client, flow)
 
     def _step(self, run_context: Any, name: str, call_id: str) -> Step:
         context = run_context.context
@@ -235,17 +191,7 @@ class GatekeeperApprovals:
         seen = context.setdefault(CALLS_KEY, [])
         if call_id not in seen:
             seen.append(call_id)
-        tool = gate_tool_name(self.tool_names, name)
-        return step_for(context["thread_id"], call_id, seen, name, tool)
-
-    def _context(self, step: Step, args: dict) -> Any:
-        return self.context(step.tool, args) if self.context else None
-
-    def _check(self, step: Step, args: dict):
-        context = self._context(step, args)
-        return check_step(
-            self.client, step, args, workflow=self.workflow, context=context, **self.options
-        )
+        return self.gated_step(context["thread_id"], call_id, seen, name)
 
 
 def _connection_broke(error: BaseException | None) -> bool:
