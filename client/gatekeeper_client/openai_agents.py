@@ -78,9 +78,10 @@ class GatekeeperApprovals(ToolGate):
     ) -> list[FunctionTool]:
         """The tools of a connected MCP `server`, as the SDK makes them, each gated per call.
 
-        Listed now (a dynamic `tool_filter` is not applied: it needs the run); list them again
-        for a server whose tools change. The server's own `require_approval` is replaced by
-        the gate. A call whose connection breaks before the server answers is `OutcomeUnknown`.
+        Listed now: list them again for a server whose tools change (a callable `tool_filter`
+        needs the run, and the SDK refuses it here). The server's own `require_approval` is
+        replaced by the gate. A call whose connection breaks before the server answers is
+        `OutcomeUnknown`.
         """
         listed = await MCPUtil.get_function_tools(
             server, convert_schemas_to_strict, RunContextWrapper(context=None), None
