@@ -24,8 +24,9 @@ with the execution's `thread_id`; the adapter keeps the run's gated call ids in 
 An MCP server's tools are gated the same way, per call and with the call's args: connect the
 server, then give the agent `tools=await approvals.mcp_tools(server)` instead of
 `mcp_servers=[server]` (the SDK's own MCP `require_approval` callable is asked per tool, never
-with a call's args, so it cannot ask the gate). A broken connection during a call (the server
-may or may not have acted) is an `OutcomeUnknown`: a human reconciles it.
+with a call's args, so it cannot ask the gate). An error the server answers is recorded as
+failed; a broken connection during a call (the server may or may not have acted) is an
+`OutcomeUnknown`: a human reconciles it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 try:
@@ -84,7 +86,7 @@ class GatekeeperApprovals(ToolGate):
         `OutcomeUnknown`.
         """
         listed = await MCPUtil.get_function_tools(
-            server, convert_schemas_to_strict, RunContextWrapper(context=None), None
+            _Answering(server), convert_schemas_to_strict, RunContextWrapper(context=None), None
         )
         return [self.gate(tool, outcome_unknown=_connection_broke) for tool in listed]
 
@@ -115,12 +117,19 @@ class GatekeeperApprovals(ToolGate):
             args = json.loads(input_json or "{}")
 
             async def run(**approved: Any) -> Any:
+                answers: list = []  # an MCP server's answer to the call (see _Answering)
+                token = _ANSWERS.set(answers)
                 try:
-                    return await invoke(tool_context, json.dumps(approved))
+                    output = await invoke(tool_context, json.dumps(approved))
                 except Exception as error:
                     if outcome_unknown is not None and outcome_unknown(error):
                         raise OutcomeUnknown(f"{step.tool}: {error}") from error
                     raise
+                finally:
+                    _ANSWERS.reset(token)
+                if any(getattr(answer, "is_error", None) for answer in answers):
+                    raise _AnsweredError(output)
+                return output
 
             flow = self.call(
                 run,
@@ -131,6 +140,8 @@ class GatekeeperApprovals(ToolGate):
             )
             try:
                 verdict = await self.drive(flow)
+            except _AnsweredError as answered:  # recorded as failed; the model hears the answer
+                return answered.output
             except Exception as error:  # noqa: BLE001 - recorded as failed; the SDK's policy now
                 message = await maybe_invoke_function_tool_failure_error_function(
                     function_tool=tool, context=tool_context, error=error
@@ -193,6 +204,38 @@ class GatekeeperApprovals(ToolGate):
         if call_id not in seen:
             seen.append(call_id)
         return self.gated_step(context["thread_id"], call_id, seen, name)
+
+
+# The answers an MCP server gave to the gated call running in this context.
+_ANSWERS: ContextVar[list | None] = ContextVar("gatekeeper_mcp_answers", default=None)
+
+
+class _AnsweredError(Exception):
+    """The MCP server answered the call with an error (`isError`): the SDK hands the model
+    that answer as the tool's output; the gate records the call as failed."""
+
+    def __init__(self, output: Any):
+        super().__init__("the MCP server answered with an error")
+        self.output = output
+
+
+class _Answering:
+    """An MCP server as the SDK's MCP tools see it: the server itself, except that each
+    call's answer is also noted for the gated call that made it (the SDK turns an error
+    answer into plain output, so the gate would not know the call failed)."""
+
+    def __init__(self, server: MCPServer):
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+    async def call_tool(self, *args: Any, **kwargs: Any) -> Any:
+        answer = await self._server.call_tool(*args, **kwargs)
+        answers = _ANSWERS.get()
+        if answers is not None:  # the SDK calls in a task of its own: the list is shared
+            answers.append(answer)
+        return answer
 
 
 def _connection_broke(error: BaseException | None) -> bool:

@@ -1,9 +1,10 @@
 """An MCP server (the official SDK's, over stdio) with the examples' two tools, for the Agents
-SDK's MCP tests: `python mcp_server.py CALLS [--die-on-grant]`.
+SDK's MCP tests: `python mcp_server.py CALLS [--die-on-grant | --refuse-grant]`.
 
 Each call is appended to the file CALLS as a JSON line `[tool, args]` before it answers: what
 ran is exactly what this server received. With `--die-on-grant`, the process is killed while
 `iam_grant` runs (after it recorded the call): the client never hears whether it happened.
+With `--refuse-grant`, `iam_grant` answers an error (`isError`).
 """
 
 import json
@@ -12,8 +13,9 @@ import signal
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
-CALLS, DIE_ON_GRANT = sys.argv[1], "--die-on-grant" in sys.argv[2:]
+CALLS, FLAGS = sys.argv[1], sys.argv[2:]
 server = MCPServer("hr-tools")
 
 
@@ -33,8 +35,10 @@ def hr_lookup(employee_id: int) -> str:
 def iam_grant(user: str, role: str) -> str:
     """Grant a user a role."""
     record("iam.grant", {"user": user, "role": role})
-    if DIE_ON_GRANT:
+    if "--die-on-grant" in FLAGS:
         os.kill(os.getpid(), signal.SIGKILL)
+    if "--refuse-grant" in FLAGS:
+        raise ToolError(f"IAM refused: {role} is not a role")
     return f"granted {role} to {user}"
 
 

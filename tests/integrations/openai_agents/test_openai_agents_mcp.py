@@ -157,6 +157,20 @@ def test_a_grant_whose_server_died_mid_call_is_reconciled_and_never_sent_again(
     assert result.final_output == "onboarding done"
 
 
+def test_an_error_the_server_answers_is_recorded_as_failed_and_the_model_hears_it(
+    live_server, gk_account, policy, tmp_path
+):
+    policy("everything", "allow", priority=1, match={"tool": "*"})
+    calls = tmp_path / "calls"
+    result, _ = run_agent(
+        live_server, gk_account[1], "oam-fail", calls, server_args=("--refuse-grant",)
+    )
+    assert [tool for tool, _ in calls_of(calls)] == ["hr.lookup", "iam.grant"]
+    assert "IAM refused: admin is not a role" in str(outputs(result)[1])
+    assert result.final_output == "onboarding done"
+    assert outcomes(live_server, gk_account[1], "oam-fail") == {0: "landed", 1: "failed"}
+
+
 def test_a_run_saved_while_waiting_resumes_on_a_new_connection_and_asks_once(
     live_server, gk_account, onboarding_policies, alice, tmp_path
 ):
