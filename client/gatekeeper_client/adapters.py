@@ -1,25 +1,27 @@
 """What every framework adapter shares: a tool call's step identity, and the gate's verdict.
 
-Pure: no framework is imported here and nothing is sent by itself. An adapter names the call
-(`step_for`), runs `gate_call` with its client's driver (`decide` / `adecide`), and turns the
-`Verdict` into its framework's own construct: `Ran` returns the tool's result, `Refused`
-becomes a refused tool call carrying the reason, `Waiting` pauses the run durably (or is
-raised as `StillWaiting` in wait mode), `AlreadyApplied` tells the model the write had
-already happened. Re-review goes through the caller's `refresh_context` hook, and reconcile
-waits like any open approval (`steps.run_step` follows both branches).
+No framework is imported here and nothing is sent by itself. An adapter (a `ToolGate`) names
+the call (`gated_step`), runs `gate_call` with its client (`drive`), and turns what comes back into
+its framework's own construct. That is the engines' `Verdict` (gatekeeper_client.verdicts): `run`
+(the tool ran: `result`), `skip` (its write had already happened: `reason` tells the model),
+neither (refused: a refused tool call carrying `reason`); or the `Approval` still open, which
+pauses the run durably (or is raised as `StillWaiting` in wait mode). Re-review goes through
+the caller's `refresh_context` hook, and reconcile waits like any open approval
+(`steps.run_step` follows both branches).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Union
 
 from . import calls, steps
 from .bodies import MAX_KEY
 from .errors import Blocked, NotFound, OutcomeUnknown, StillWaiting
 from .models import Approval, GateDecision, Skipped
+from .verdicts import Verdict, allowed_verdict, applied_verdict, blocked_verdict, verdict_of
 
 if TYPE_CHECKING:
     from .base import ClientBase
@@ -72,40 +74,6 @@ def step_for(thread_id: str, call_id: str, call_ids: Iterable[str], name: str, t
     return Step(thread_id=thread_id, index=index, name=name, tool=tool, idempotency_key=key)
 
 
-@dataclass(frozen=True)
-class Ran:
-    """The tool ran (allowed, or approved with `args`, a reviewer's edit included)."""
-
-    result: Any
-
-
-@dataclass(frozen=True)
-class Refused:
-    """Blocked by policy, rejected, expired or terminated: tell the model `reason`."""
-
-    reason: str
-    error: Blocked
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """The approval is still open: pause the run durably and resume when it is decided."""
-
-    approval: Approval
-
-
-@dataclass(frozen=True)
-class AlreadyApplied:
-    """Not run (again): its write already happened (a reviewer reconciled it as applied, or an
-    earlier run of this step recorded it as landed). `message` tells the model."""
-
-    message: str
-    approval: Approval | None = None
-
-
-Verdict = Union[Ran, Refused, Waiting, AlreadyApplied]  # noqa: UP007 - Python 3.10
-
-
 def gate_call(
     client: ClientBase,
     fn: Callable[..., Any],
@@ -116,21 +84,26 @@ def gate_call(
     wait_timeout: float | None = None,
     rerun: bool = False,
     **options: Any,
-) -> Flow[Verdict]:
-    """Gate one tool call and run `fn(**args)` if it may run; the verdict, never a refusal error.
+) -> Flow[Verdict | Approval]:
+    """Gate one tool call and run `fn(**args)` if it may run: its `Verdict`, or the approval
+    still open (never a refusal error).
 
+    The verdict's `run` says the tool ran (with `args`, a reviewer's edits included; `result`
+    is what it returned), `skip` that its write had already happened (not run again), neither
+    that it was refused (`reason`, and `error`: the `Blocked` to raise if the caller wants it).
     `wait_timeout` is how long to wait for reviewers here: None waits as long as it takes
-    (wait mode), 0 does not wait (durable mode: a `Waiting` verdict pauses the run, and
-    calling `gate_call` again for the same step after a resume replays the check and picks
-    up the decision). `rerun=True` (durable mode) first reads the step's recorded outcome, so
-    a step that already ran is not run again by a re-run. When `fn` raises `OutcomeUnknown`,
-    the step is gated again as `indeterminate`: a human reconciles it (applied: not run
-    again; not applied: approved to run again). `options` are `run_step`'s (context, risk,
+    (wait mode), 0 does not wait (durable mode: the open approval pauses the run, and calling
+    `gate_call` again for the same step after a resume replays the check and picks up the
+    decision). `rerun=True` (durable mode) first reads the step's recorded outcome, so a step
+    that already ran is not run again by a re-run. When `fn` raises `OutcomeUnknown`, the step
+    is gated again as `indeterminate`: a human reconciles it (applied: not run again; not
+    applied: approved to run again). `options` are `run_step`'s (context, risk,
     refresh_context, ...).
     """
     side_effect = (yield from _recorded_side_effect(client, step)) if rerun else "not_started"
     if side_effect == "landed":
-        return AlreadyApplied(f"not run again: step {step.index} of {step.thread_id} already ran")
+        reason = f"not run again: step {step.index} of {step.thread_id} already ran"
+        return applied_verdict(reason, args)
     try:
         return (
             yield from _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options)
@@ -143,13 +116,31 @@ def gate_call(
     )
 
 
-def _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options) -> Flow[Verdict]:
+class _Seen:
+    """`run_step`'s `on_update`: keeps the gate's answer and the approval last seen for the
+    verdict, then calls the caller's own hook (if any)."""
+
+    def __init__(self, hook: Callable[[Any], Any] | None):
+        self.hook = hook
+        self.decision: GateDecision | None = None
+        self.approval: Approval | None = None
+
+    def __call__(self, update: Any) -> Any:
+        if isinstance(update, GateDecision):
+            self.decision = update
+        else:
+            self.approval = update
+        return self.hook(update) if self.hook is not None else None
+
+
+def _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options):
     # A reconcile is another request for the same step: a key of its own, replayed likewise.
     key = (
         step.idempotency_key
         if side_effect == "not_started"
         else f"{step.idempotency_key}:{side_effect}"
     )
+    seen = _Seen(options.get("on_update"))
     try:
         result = yield from steps.run_step(
             client,
@@ -163,15 +154,20 @@ def _gated(client, fn, args, step, workflow, wait_timeout, side_effect, options)
             side_effect=side_effect,
             idempotency_key=key,
             wait_timeout=wait_timeout,
-            **options,
+            **{**options, "on_update": seen},
         )
     except Blocked as error:
-        return Refused(error.reason, error)
+        if error.approval is None:
+            return replace(blocked_verdict(error.reason, args), error=error)
+        refused = verdict_of(error.approval.raw)
+        return replace(refused, run=False, skip=False, reason=error.reason, error=error)
     except StillWaiting as error:
-        return Waiting(error.approval)
+        return error.approval
     if isinstance(result, Skipped):
-        return reconciled_as_applied(result.approval)
-    return Ran(result)
+        return verdict_on(result.approval)
+    if seen.approval is None:
+        return replace(allowed_verdict(args, seen.decision.reason), result=result)
+    return replace(verdict_of(seen.approval.raw), result=result)
 
 
 def check_step(
@@ -224,10 +220,17 @@ def decided(
         return None
 
 
-def reconciled_as_applied(approval: Approval) -> AlreadyApplied:
-    """The verdict on a step a reviewer reconciled as applied (decision `skip`)."""
-    message = f"not run again: a reviewer found its write already applied ({approval.url})"
-    return AlreadyApplied(message, approval)
+def verdict_on(approval: Approval) -> Verdict:
+    """What a decided approval means for its step, in the words the framework adapters give
+    the model: a refusal's reason as `run_step`'s `Blocked` says it, a skip's that the write
+    had already happened."""
+    verdict = verdict_of(approval.raw)
+    if verdict.skip:
+        message = f"not run again: a reviewer found its write already applied ({approval.url})"
+        return replace(verdict, reason=message)
+    if not verdict.run:
+        return replace(verdict, reason=steps.why_blocked(approval))
+    return verdict
 
 
 def _recorded_side_effect(client: ClientBase, step: Step) -> Flow[str]:
@@ -240,16 +243,6 @@ def _recorded_side_effect(client: ClientBase, step: Step) -> Flow[str]:
         if recorded["index"] == step.index and recorded["outcome"] in ("landed", "indeterminate"):
             return recorded["outcome"]
     return "not_started"
-
-
-def decide(client: ClientBase, flow: Flow[Verdict]) -> Verdict:
-    """Run `gate_call`'s flow with a `GatekeeperClient`."""
-    return client._drive(flow)  # noqa: SLF001 - the clients' one way to run a flow
-
-
-async def adecide(client: ClientBase, flow: Flow[Verdict]) -> Verdict:
-    """Run `gate_call`'s flow with an `AsyncGatekeeperClient`."""
-    return await client._drive(flow)  # noqa: SLF001 - the clients' one way to run a flow
 
 
 def pause_payload(step: Step, approval: Approval) -> dict:
@@ -265,3 +258,85 @@ def pause_payload(step: Step, approval: Approval) -> dict:
             "args": dict(approval.action.args),
         }
     }
+
+
+class ToolGate:
+    """The framework adapters' common part: the gate's settings, the steps of the calls it
+    gates, and the calls it refused.
+
+    `client` is a `GatekeeperClient` or an `AsyncGatekeeperClient` (`drive` runs a flow with
+    it: await what it returns for the async one). `tool_names` maps a framework's tool name
+    to the gate's `tool`. `context(tool, args)` returns the context reviewers see.
+    `wait_timeout` bounds a wait for reviewers (None: as long as it takes). Other keyword
+    `options` go to `run_step` (`refresh_context`, `risk`, `owner`, `outcome_detail`, ...).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        workflow: str,
+        tool_names: ToolNames = None,
+        context: Callable[..., Any] | None = None,
+        wait_timeout: float | None = None,
+        **options: Any,
+    ):
+        self.client = client
+        self.workflow = workflow
+        self.tool_names = tool_names
+        self.context = context
+        self.wait_timeout = wait_timeout
+        self.options = options
+        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
+        self.refusals: list[tuple[str, str]] = []
+
+    def drive(self, flow: Flow[Any]) -> Any:
+        """Run a flow with the client (a coroutine, for an `AsyncGatekeeperClient`)."""
+        return self.client._drive(flow)  # noqa: SLF001 - the clients' one way to run a flow
+
+    def gated_step(self, thread_id: str, call_id: str, call_ids: Iterable[str], name: str) -> Step:
+        """The step of the framework's call `call_id` of tool `name` (see `step_for`)."""
+        tool = gate_tool_name(self.tool_names, name)
+        return step_for(thread_id, call_id, call_ids, name, tool)
+
+    def context_of(self, step: Step, args: Mapping[str, Any]) -> Any:
+        return self.context(step.tool, dict(args)) if self.context else None
+
+    def check(self, step: Step, args: Mapping[str, Any]) -> Flow[GateDecision]:
+        """The gate check `call` sends for `step`, asked before the framework runs the call."""
+        context = self.context_of(step, args)
+        return check_step(
+            self.client, step, args, workflow=self.workflow, context=context, **self.options
+        )
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        args: Mapping[str, Any],
+        step: Step,
+        *,
+        wait_timeout: float | None,
+        context: Any,
+        rerun: bool = False,
+    ) -> Flow[Verdict | Approval]:
+        """`gate_call` with this gate's settings."""
+        return gate_call(
+            self.client,
+            fn,
+            dict(args),
+            step,
+            workflow=self.workflow,
+            wait_timeout=wait_timeout,
+            rerun=rerun,
+            context=context,
+            **self.options,
+        )
+
+    def decided(self, approval: Approval, *, wait_timeout: float | None) -> Flow[Approval | None]:
+        """`decided` with this gate's settings (refresh_context, on_update)."""
+        return decided(self.client, approval, wait_timeout=wait_timeout, **self.options)
+
+    def refused(self, step: Step, reason: str) -> str:
+        """Note a refused call; its reason."""
+        self.refusals.append((step.tool, reason))
+        return reason

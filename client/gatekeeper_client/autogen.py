@@ -30,23 +30,14 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "gatekeeper_client.autogen needs AutoGen: pip install 'gatekeeper-client[autogen]'"
     ) from error
 
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    adecide,
-    gate_call,
-    gate_tool_name,
-    step_for,
-)
+from .adapters import Step, ToolGate
 from .errors import StillWaiting
+from .models import Approval
 
 __all__ = ["GatedTool", "GatekeeperTools"]
 
 
-class GatekeeperTools:
+class GatekeeperTools(ToolGate):
     """Gate the tools of one AutoGen run (execution `thread_id`) with Gatekeeper.
 
     `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
@@ -57,29 +48,12 @@ class GatekeeperTools:
     count the gated calls in the order the agent makes them: one object per run.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        workflow: str,
-        thread_id: str,
-        tool_names: ToolNames = None,
-        context: Callable[[str, dict], Any] | None = None,
-        wait_timeout: float | None = None,
-        **options: Any,
-    ):
+    def __init__(self, client: Any, *, thread_id: str, **settings: Any):
         if not inspect.iscoroutinefunction(client.run_step):
             raise TypeError("AutoGen runs tools in asyncio: use an AsyncGatekeeperClient")
-        self.client = client
-        self.workflow = workflow
+        super().__init__(client, **settings)
         self.thread_id = thread_id
-        self.tool_names = tool_names
-        self.context = context
-        self.wait_timeout = wait_timeout
-        self.options = options
         self.calls: list[str] = []  # the ids of the gated calls made so far, in order
-        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
-        self.refusals: list[tuple[str, str]] = []
 
     def gate_tools(self, tools: list) -> list:
         """The tools, each gated; a plain function becomes a `FunctionTool` first."""
@@ -93,8 +67,7 @@ class GatekeeperTools:
     def step(self, name: str, call_id: str | None) -> Step:
         if call_id and call_id not in self.calls:
             self.calls.append(call_id)
-        tool = gate_tool_name(self.tool_names, name)
-        return step_for(self.thread_id, call_id or "", self.calls, name, tool)
+        return self.gated_step(self.thread_id, call_id or "", self.calls, name)
 
     async def decide(self, tool: BaseTool, args: Mapping[str, Any], call_id: str | None, token):
         step = self.step(tool.name, call_id)
@@ -102,31 +75,27 @@ class GatekeeperTools:
         async def run(**approved: Any) -> Any:
             return await tool.run_json(approved, token, call_id=call_id)
 
-        context = self.context(step.tool, dict(args)) if self.context else None
-        flow = gate_call(
-            self.client,
+        flow = self.call(
             run,
-            dict(args),
+            args,
             step,
-            workflow=self.workflow,
             wait_timeout=self.wait_timeout,
             rerun=True,  # a re-run of the thread never runs a landed step again
-            context=context,
-            **self.options,
+            context=self.context_of(step, args),
         )
-        verdict = await adecide(self.client, flow)
-        if isinstance(verdict, Ran):
+        verdict = await self.drive(flow)
+        if isinstance(verdict, Approval):
+            raise StillWaiting(
+                f"approval {verdict.id} is still {verdict.status}: run thread "
+                f"{step.thread_id} again once reviewers decided ({verdict.url})",
+                approval=verdict,
+            )
+        if verdict.run:
             return verdict.result
-        if isinstance(verdict, Refused):
-            self.refusals.append((step.tool, verdict.reason))
-            raise verdict.error  # the call's error result: its text is the reason
-        if isinstance(verdict, AlreadyApplied):
-            return verdict.message
-        raise StillWaiting(
-            f"approval {verdict.approval.id} is still {verdict.approval.status}: "
-            f"run thread {step.thread_id} again once reviewers decided ({verdict.approval.url})",
-            approval=verdict.approval,
-        )
+        if verdict.skip:
+            return verdict.reason
+        self.refused(step, verdict.reason)
+        raise verdict.error  # the call's error result: its text is the reason
 
 
 class GatedTool(BaseTool):

@@ -49,25 +49,13 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "gatekeeper_client.crewai needs CrewAI: pip install 'gatekeeper-client[crewai]'"
     ) from error
 
-from . import steps
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    decide,
-    decided,
-    gate_call,
-    gate_tool_name,
-    pause_payload,
-    step_for,
-)
+from .adapters import Step, ToolGate, decided, gate_call, pause_payload, step_for, verdict_on
+from .models import Approval
 
 __all__ = ["GatekeeperFeedback", "GatekeeperToolHook"]
 
 
-class GatekeeperToolHook:
+class GatekeeperToolHook(ToolGate):
     """Gate the tool calls of one CrewAI run (execution `thread_id`) with Gatekeeper.
 
     `client` is a `GatekeeperClient` (CrewAI's hooks are synchronous). `tool_names` maps a
@@ -83,25 +71,14 @@ class GatekeeperToolHook:
         self,
         client: Any,
         *,
-        workflow: str,
         thread_id: str,
-        tool_names: ToolNames = None,
         gated: Callable[[str], bool] | None = None,
-        context: Callable[[str, dict], Any] | None = None,
-        wait_timeout: float | None = None,
-        **options: Any,
+        **settings: Any,
     ):
-        self.client = client
-        self.workflow = workflow
+        super().__init__(client, **settings)
         self.thread_id = thread_id
-        self.tool_names = tool_names
         self.gated = gated or (lambda name: True)
-        self.context = context
-        self.wait_timeout = wait_timeout
-        self.options = options
         self.calls: list[str] = []  # the gated calls made so far, in order
-        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
-        self.refusals: list[tuple[str, str]] = []
         self._answers: dict[int, str] = {}  # a gated call's input (by id) -> what the agent sees
 
     @contextmanager
@@ -139,29 +116,23 @@ class GatekeeperToolHook:
             context.tool_input.update(approved)
             return context.tool.invoke(approved)
 
-        flow = gate_call(
-            self.client,
+        flow = self.call(
             run,
             args,
             step,
-            workflow=self.workflow,
             wait_timeout=self.wait_timeout,
             rerun=True,  # a re-run of the thread never runs a landed step again
-            context=self.context(step.tool, args) if self.context else None,
-            **self.options,
+            context=self.context_of(step, args),
         )
-        verdict = decide(self.client, flow)
-        if isinstance(verdict, Ran):
+        verdict = self.drive(flow)
+        if isinstance(verdict, Approval):
+            return (
+                f"not run: approval {verdict.id} is still {verdict.status} ({verdict.url}); "
+                f"run thread {step.thread_id} again once it is decided"
+            )
+        if verdict.run:
             return str(verdict.result)
-        if isinstance(verdict, Refused):
-            self.refusals.append((step.tool, verdict.reason))
-            return verdict.reason
-        if isinstance(verdict, AlreadyApplied):
-            return verdict.message
-        return (
-            f"not run: approval {verdict.approval.id} is still {verdict.approval.status} "
-            f"({verdict.approval.url}); run thread {step.thread_id} again once it is decided"
-        )
+        return verdict.reason if verdict.skip else self.refused(step, verdict.reason)
 
     def _step(self, name: str, args: dict) -> Step:
         # No call id from CrewAI: the call's place in the run, its tool and its args name it.
@@ -170,8 +141,7 @@ class GatekeeperToolHook:
         digest = hashlib.sha256(called.encode()).hexdigest()
         call_id = f"{index}-{name}-{digest[:16]}"
         self.calls.append(call_id)
-        tool = gate_tool_name(self.tool_names, name)
-        return step_for(self.thread_id, call_id, self.calls, name, tool)
+        return self.gated_step(self.thread_id, call_id, self.calls, name)
 
 
 class GatekeeperFeedback:
@@ -223,16 +193,16 @@ class GatekeeperFeedback:
             wait_timeout=self.wait_timeout,
             **self.options,
         )
-        verdict = decide(self.client, flow_)
-        if isinstance(verdict, (Ran, AlreadyApplied)):
+        verdict = self.client._drive(flow_)  # noqa: SLF001 - the clients' way to run a flow
+        if isinstance(verdict, Approval):
+            raise HumanFeedbackPending(
+                context=context,
+                callback_info=pause_payload(step, verdict),
+                message=f"waiting for reviewers in Gatekeeper: {verdict.url}",
+            )
+        if verdict.run or verdict.skip:
             return self.approved
-        if isinstance(verdict, Refused):
-            return self._rejected(verdict.reason, context.emit)
-        raise HumanFeedbackPending(
-            context=context,
-            callback_info=pause_payload(step, verdict.approval),
-            message=f"waiting for reviewers in Gatekeeper: {verdict.approval.url}",
-        )
+        return self._rejected(verdict.reason, context.emit)
 
     def feedback_for(self, approval_id: str, emit: list[str] | None = None) -> str | None:
         """The feedback to resume a paused flow with, once reviewers decided; None before."""
@@ -242,9 +212,10 @@ class GatekeeperFeedback:
         approval = self.client._drive(follow)  # noqa: SLF001 - the clients' way to run a flow
         if approval is None:
             return None
-        if approval.decision in ("allow", "skip"):
+        verdict = verdict_on(approval)
+        if verdict.run or verdict.skip:
             return self.approved
-        return self._rejected(steps.why_blocked(approval), emit)
+        return self._rejected(verdict.reason, emit)
 
     def _rejected(self, reason: str, emit: list[str] | None) -> str:
         return self.rejected if emit else f"{self.rejected}: {reason}"

@@ -34,22 +34,10 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "pip install 'gatekeeper-client[langgraph]'"
     ) from error
 
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    Verdict,
-    Waiting,
-    adecide,
-    decide,
-    gate_call,
-    gate_tool_name,
-    pause_payload,
-    step_for,
-)
+from .adapters import Step, ToolGate, pause_payload
 from .errors import StillWaiting
+from .models import Approval
+from .verdicts import Verdict
 
 __all__ = ["GatekeeperMiddleware"]
 
@@ -62,7 +50,7 @@ class _ToolFailed(Exception):
         self.message = message
 
 
-class GatekeeperMiddleware(AgentMiddleware):
+class GatekeeperMiddleware(ToolGate, AgentMiddleware):
     """Gate each tool call of an agent (or a `ToolNode`) with Gatekeeper.
 
     `client` is a `GatekeeperClient` (for `invoke`/`stream`) or an `AsyncGatekeeperClient`
@@ -81,25 +69,16 @@ class GatekeeperMiddleware(AgentMiddleware):
         self,
         client: Any,
         *,
-        workflow: str,
-        tool_names: ToolNames = None,
         gated: Callable[[str], bool] | None = None,
-        context: Callable[[dict, Any], Any] | None = None,
         durable: bool = False,
         wait_timeout: float | None = None,
         raise_on_refusal: bool = False,
-        **options: Any,
+        **settings: Any,
     ):
-        super().__init__()
-        self.client = client
-        self.workflow = workflow
-        self.tool_names = tool_names
+        super().__init__(client, wait_timeout=0 if durable else wait_timeout, **settings)
         self.gated = gated or (lambda name: True)
-        self.context = context
         self.durable = durable
-        self.wait_timeout = 0 if durable else wait_timeout
         self.raise_on_refusal = raise_on_refusal
-        self.options = options
         self._asynchronous = inspect.iscoroutinefunction(client.run_step)
 
     def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
@@ -121,12 +100,12 @@ class GatekeeperMiddleware(AgentMiddleware):
 
         while True:
             try:
-                verdict = decide(self.client, self._gate(request, run, step))
+                verdict = self.drive(self._gate(request, run, step))
             except _ToolFailed as failed:
                 return failed.message
-            if not (self.durable and isinstance(verdict, Waiting)):
+            if not (self.durable and isinstance(verdict, Approval)):
                 return self._answer(request, verdict)
-            interrupt(pause_payload(step, verdict.approval))  # returns once resumed
+            interrupt(pause_payload(step, verdict))  # returns once resumed
 
     async def atool_gate(self, request: Any, handler: Callable[[Any], Any]) -> Any:
         """`ToolNode(awrap_tool_call=...)`: `tool_gate` for async runs."""
@@ -141,54 +120,43 @@ class GatekeeperMiddleware(AgentMiddleware):
 
         while True:
             try:
-                verdict = await adecide(self.client, self._gate(request, run, step))
+                verdict = await self.drive(self._gate(request, run, step))
             except _ToolFailed as failed:
                 return failed.message
-            if not (self.durable and isinstance(verdict, Waiting)):
+            if not (self.durable and isinstance(verdict, Approval)):
                 return self._answer(request, verdict)
-            interrupt(pause_payload(step, verdict.approval))
+            interrupt(pause_payload(step, verdict))
 
     def _step(self, request: Any) -> Step:
         call = request.tool_call
         configurable = (request.runtime.config or {}).get("configurable", {})
-        return step_for(
-            str(configurable.get("thread_id") or ""),
-            call["id"],
-            _gated_call_ids(request.state, self.gated),
-            call["name"],
-            gate_tool_name(self.tool_names, call["name"]),
-        )
+        thread_id = str(configurable.get("thread_id") or "")
+        gated_ids = _gated_call_ids(request.state, self.gated)
+        return self.gated_step(thread_id, call["id"], gated_ids, call["name"])
 
     def _gate(self, request: Any, run: Callable[..., Any], step: Step):
         call = request.tool_call
-        context = self.context(call, request.state) if self.context else None
-        return gate_call(
-            self.client,
+        return self.call(
             run,
             call["args"],
             step,
-            workflow=self.workflow,
             wait_timeout=self.wait_timeout,
             rerun=self.durable,
-            context=context,
-            **self.options,
+            context=self.context(call, request.state) if self.context else None,
         )
 
-    def _answer(self, request: Any, verdict: Verdict) -> Any:
+    def _answer(self, request: Any, verdict: Verdict | Approval) -> Any:
         call = request.tool_call
-        if isinstance(verdict, Ran):
+        if isinstance(verdict, Approval):
+            raise StillWaiting(f"approval {verdict.id} is still {verdict.status}", approval=verdict)
+        if verdict.run:
             return verdict.result
-        if isinstance(verdict, Refused):
-            if self.raise_on_refusal:
-                raise verdict.error
-            return ToolMessage(
-                content=verdict.reason, name=call["name"], tool_call_id=call["id"], status="error"
-            )
-        if isinstance(verdict, AlreadyApplied):
-            return ToolMessage(content=verdict.message, name=call["name"], tool_call_id=call["id"])
-        raise StillWaiting(
-            f"approval {verdict.approval.id} is still {verdict.approval.status}",
-            approval=verdict.approval,
+        if verdict.skip:
+            return ToolMessage(content=verdict.reason, name=call["name"], tool_call_id=call["id"])
+        if self.raise_on_refusal:
+            raise verdict.error
+        return ToolMessage(
+            content=verdict.reason, name=call["name"], tool_call_id=call["id"], status="error"
         )
 
 

@@ -20,6 +20,13 @@ while it waits: keep `state.to_string()` and resume it in any process with
 reviewers' args, edits included, and its outcome is recorded. The run's context must be a dict
 with the execution's `thread_id`; the adapter keeps the run's gated call ids in it
 (`gatekeeper_calls`), so step indexes survive the round trip through `to_string()`.
+
+An MCP server's tools are gated the same way, per call and with the call's args: connect the
+server, then give the agent `tools=await approvals.mcp_tools(server)` instead of
+`mcp_servers=[server]` (the SDK's own MCP `require_approval` callable is asked per tool, never
+with a call's args, so it cannot ask the gate). An error the server answers is recorded as
+failed; a broken connection during a call (the server may or may not have acted) is an
+`OutcomeUnknown`: a human reconciles it.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 try:
-    from agents import FunctionTool, RunState
+    from agents import FunctionTool, RunContextWrapper, RunState
+    from agents.mcp import MCPServer, MCPUtil
     from agents.tool import (
         maybe_invoke_function_tool_failure_error_function,
         set_function_tool_failure_error_function,
@@ -41,29 +50,16 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "pip install 'gatekeeper-client[openai-agents]'"
     ) from error
 
-from . import steps
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    adecide,
-    check_step,
-    decided,
-    gate_call,
-    gate_tool_name,
-    reconciled_as_applied,
-    step_for,
-)
-from .errors import StillWaiting
+from .adapters import Step, ToolGate, verdict_on
+from .errors import OutcomeUnknown, StillWaiting
+from .models import Approval
 
 __all__ = ["GatekeeperApprovals"]
 
 CALLS_KEY = "gatekeeper_calls"  # the run context's list of gated call ids, in order
 
 
-class GatekeeperApprovals:
+class GatekeeperApprovals(ToolGate):
     """Gate function tools of an agent with Gatekeeper, through the SDK's approvals.
 
     `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
@@ -75,31 +71,36 @@ class GatekeeperApprovals:
     `options` go to `run_step` (`refresh_context`, `risk`, `owner`, `outcome_detail`, ...).
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        workflow: str,
-        tool_names: ToolNames = None,
-        context: Callable[[str, dict], Any] | None = None,
-        wait_timeout: float | None = None,
-        **options: Any,
-    ):
-        self.client = client
-        self.wait_timeout = wait_timeout
-        self.workflow = workflow
-        self.tool_names = tool_names
-        self.context = context
-        self.options = options
-        # (gate tool, reason) of each call this object refused, in order: for logs and prints.
-        self.refusals: list[tuple[str, str]] = []
-
     def gate_tools(self, tools: list) -> list:
         """The tools, each `FunctionTool` gated (others unchanged)."""
         return [self.gate(tool) if isinstance(tool, FunctionTool) else tool for tool in tools]
 
-    def gate(self, tool: FunctionTool) -> FunctionTool:
-        """A copy of `tool` that asks Gatekeeper first and runs with the approved args."""
+    async def mcp_tools(
+        self, server: MCPServer, *, convert_schemas_to_strict: bool = False
+    ) -> list[FunctionTool]:
+        """The tools of a connected MCP `server`, as the SDK makes them, each gated per call.
+
+        Listed now: list them again for a server whose tools change (a callable `tool_filter`
+        needs the run, and the SDK refuses it here). The server's own `require_approval` is
+        replaced by the gate. A call whose connection breaks before the server answers is
+        `OutcomeUnknown`.
+        """
+        listed = await MCPUtil.get_function_tools(
+            _Answering(server), convert_schemas_to_strict, RunContextWrapper(context=None), None
+        )
+        return [self.gate(tool, outcome_unknown=_connection_broke) for tool in listed]
+
+    def gate(
+        self,
+        tool: FunctionTool,
+        *,
+        outcome_unknown: Callable[[BaseException], bool] | None = None,
+    ) -> FunctionTool:
+        """A copy of `tool` that asks Gatekeeper first and runs with the approved args.
+
+        `outcome_unknown(error)` says which of the tool's errors leave unknown whether its
+        write happened: they are raised as `OutcomeUnknown`, so a human reconciles the step.
+        """
         # The tool's own invoker, raising: the gate must see a failure to record it (and an
         # OutcomeUnknown to reconcile it); the tool's failure policy is applied after that.
         raising = dataclasses.replace(tool)
@@ -108,17 +109,39 @@ class GatekeeperApprovals:
 
         async def needs_approval(run_context: Any, args: dict, call_id: str) -> bool:
             step = self._step(run_context, tool.name, call_id)
-            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            decision = await self.drive(self.check(step, args))
             return decision.needs_approval
 
         async def on_invoke_tool(tool_context: Any, input_json: str) -> Any:
             step = self._step(tool_context, tool.name, tool_context.tool_call_id)
+            args = json.loads(input_json or "{}")
 
             async def run(**approved: Any) -> Any:
-                return await invoke(tool_context, json.dumps(approved))
+                answers: list = []  # an MCP server's answer to the call (see _Answering)
+                token = _ANSWERS.set(answers)
+                try:
+                    output = await invoke(tool_context, json.dumps(approved))
+                except Exception as error:
+                    if outcome_unknown is not None and outcome_unknown(error):
+                        raise OutcomeUnknown(f"{step.tool}: {error}") from error
+                    raise
+                finally:
+                    _ANSWERS.reset(token)
+                if any(getattr(answer, "is_error", None) for answer in answers):
+                    raise _AnsweredError(output)
+                return output
 
+            flow = self.call(
+                run,
+                args,
+                step,
+                wait_timeout=self.wait_timeout,
+                context=self.context_of(step, args),
+            )
             try:
-                verdict = await self._decide(tool_context, run, step, input_json)
+                verdict = await self.drive(flow)
+            except _AnsweredError as answered:  # recorded as failed; the model hears the answer
+                return answered.output
             except Exception as error:  # noqa: BLE001 - recorded as failed; the SDK's policy now
                 message = await maybe_invoke_function_tool_failure_error_function(
                     function_tool=tool, context=tool_context, error=error
@@ -126,17 +149,14 @@ class GatekeeperApprovals:
                 if message is None:
                     raise
                 return message
-            if isinstance(verdict, Ran):
+            if isinstance(verdict, Approval):
+                raise StillWaiting(
+                    f"approval {verdict.id} is not decided: resolve the run's interruptions",
+                    approval=verdict,
+                )
+            if verdict.run:
                 return verdict.result
-            if isinstance(verdict, Refused):
-                self.refusals.append((step.tool, verdict.reason))
-                return verdict.reason
-            if isinstance(verdict, AlreadyApplied):
-                return verdict.message
-            raise StillWaiting(
-                f"approval {verdict.approval.id} is not decided: resolve the run's interruptions",
-                approval=verdict.approval,
-            )
+            return verdict.reason if verdict.skip else self.refused(step, verdict.reason)
 
         return dataclasses.replace(
             tool, needs_approval=needs_approval, on_invoke_tool=on_invoke_tool
@@ -157,38 +177,21 @@ class GatekeeperApprovals:
             name = item.tool_name or item.raw_item.name
             step = self._step(state._context, name, item.raw_item.call_id)  # noqa: SLF001
             args = json.loads(item.raw_item.arguments or "{}")
-            decision = await self.client._drive(self._check(step, args))  # noqa: SLF001
+            decision = await self.drive(self.check(step, args))
             if decision.approval is None:  # not gated for approval: nothing to answer
                 continue
-            approval = await self.client._drive(  # noqa: SLF001
-                decided(self.client, decision.approval, wait_timeout=wait_timeout, **self.options)
-            )
+            approval = await self.drive(self.decided(decision.approval, wait_timeout=wait_timeout))
             if approval is None:
                 still_open.append(item)
                 continue
-            if approval.decision == "allow":
+            verdict = verdict_on(approval)
+            if verdict.run:
                 state.approve(item)
-            elif approval.decision == "skip":
-                state.reject(item, rejection_message=reconciled_as_applied(approval).message)
+            elif verdict.skip:
+                state.reject(item, rejection_message=verdict.reason)
             else:
-                reason = steps.why_blocked(approval)
-                self.refusals.append((step.tool, reason))
-                state.reject(item, rejection_message=reason)
+                state.reject(item, rejection_message=self.refused(step, verdict.reason))
         return still_open
-
-    async def _decide(self, tool_context: Any, run: Any, step: Step, input_json: str):
-        args = json.loads(input_json or "{}")
-        flow = gate_call(
-            self.client,
-            run,
-            args,
-            step,
-            workflow=self.workflow,
-            wait_timeout=self.wait_timeout,
-            context=self._context(step, args),
-            **self.options,
-        )
-        return await adecide(self.client, flow)
 
     def _step(self, run_context: Any, name: str, call_id: str) -> Step:
         context = run_context.context
@@ -200,14 +203,53 @@ class GatekeeperApprovals:
         seen = context.setdefault(CALLS_KEY, [])
         if call_id not in seen:
             seen.append(call_id)
-        tool = gate_tool_name(self.tool_names, name)
-        return step_for(context["thread_id"], call_id, seen, name, tool)
+        return self.gated_step(context["thread_id"], call_id, seen, name)
 
-    def _context(self, step: Step, args: dict) -> Any:
-        return self.context(step.tool, args) if self.context else None
 
-    def _check(self, step: Step, args: dict):
-        context = self._context(step, args)
-        return check_step(
-            self.client, step, args, workflow=self.workflow, context=context, **self.options
-        )
+# The answers an MCP server gave to the gated call running in this context.
+_ANSWERS: ContextVar[list | None] = ContextVar("gatekeeper_mcp_answers", default=None)
+
+
+class _AnsweredError(Exception):
+    """The MCP server answered the call with an error (`isError`): the SDK hands the model
+    that answer as the tool's output; the gate records the call as failed."""
+
+    def __init__(self, output: Any):
+        super().__init__("the MCP server answered with an error")
+        self.output = output
+
+
+class _Answering:
+    """An MCP server as the SDK's MCP tools see it: the server itself, except that each
+    call's answer is also noted for the gated call that made it (the SDK turns an error
+    answer into plain output, so the gate would not know the call failed)."""
+
+    def __init__(self, server: MCPServer):
+        self._server = server
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+    async def call_tool(self, *args: Any, **kwargs: Any) -> Any:
+        answer = await self._server.call_tool(*args, **kwargs)
+        answers = _ANSWERS.get()
+        if answers is not None:  # the SDK calls in a task of its own: the list is shared
+            answers.append(answer)
+        return answer
+
+
+def _connection_broke(error: BaseException | None) -> bool:
+    """Whether an MCP call failed because its connection broke before the server answered
+    (the call may have run), rather than with an error the server answered."""
+    # Imported here: mcp 2's names (the `mcp` extra's), needed only once an MCP call failed.
+    import anyio
+    import mcp_types
+    from mcp.shared.exceptions import MCPError
+
+    broken = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+    unanswered = (mcp_types.CONNECTION_CLOSED, mcp_types.REQUEST_TIMEOUT)
+    while error is not None:  # the SDK wraps what the transport raised
+        if isinstance(error, broken) or (isinstance(error, MCPError) and error.code in unanswered):
+            return True
+        error = error.__cause__
+    return False

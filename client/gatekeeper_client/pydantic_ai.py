@@ -41,22 +41,9 @@ except ImportError as error:  # pragma: no cover - exercised without the extra i
         "pip install 'gatekeeper-client[pydantic-ai]'"
     ) from error
 
-from . import steps
-from .adapters import (
-    AlreadyApplied,
-    Ran,
-    Refused,
-    Step,
-    ToolNames,
-    adecide,
-    check_step,
-    decided,
-    gate_call,
-    gate_tool_name,
-    pause_payload,
-    step_for,
-)
+from .adapters import Step, ToolGate, pause_payload, verdict_on
 from .errors import GatekeeperError
+from .models import Approval
 
 __all__ = ["ArgsNotApproved", "GatekeeperApprovals"]
 
@@ -65,7 +52,7 @@ class ArgsNotApproved(GatekeeperError):
     """A call was approved (`ToolApproved`) with args other than those the reviewers approved."""
 
 
-class GatekeeperApprovals(AbstractCapability):
+class GatekeeperApprovals(ToolGate, AbstractCapability):
     """Gate an agent's tool calls with Gatekeeper through Pydantic AI's deferred tools.
 
     `client` is an `AsyncGatekeeperClient`. `tool_names` maps a tool's name to the gate's
@@ -77,26 +64,11 @@ class GatekeeperApprovals(AbstractCapability):
     `risk`, `owner`, `outcome_detail`, `on_update`, ...).
     """
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        workflow: str,
-        tool_names: ToolNames = None,
-        gated: Callable[[str], bool] | None = None,
-        context: Callable[[str, dict], Any] | None = None,
-        wait_timeout: float | None = None,
-        **options: Any,
-    ):
+    def __init__(self, client: Any, *, gated: Callable[[str], bool] | None = None, **settings):
         if not inspect.iscoroutinefunction(client.run_step):
             raise TypeError("Pydantic AI runs tools in asyncio: use an AsyncGatekeeperClient")
-        self.client = client
-        self.workflow = workflow
-        self.tool_names = tool_names
+        super().__init__(client, **settings)
         self.gated = gated or (lambda name: True)
-        self.context = context
-        self.wait_timeout = wait_timeout
-        self.options = options
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
@@ -108,7 +80,7 @@ class GatekeeperApprovals(AbstractCapability):
         step = self._step(ctx, call)
         given = to_jsonable_python(args)
         if not ctx.tool_call_approved:
-            decision = await self.client._drive(self._check(step, given))  # noqa: SLF001
+            decision = await self.drive(self.check(step, given))
             if decision.needs_approval:
                 raise ApprovalRequired(metadata=_deferral(step, decision.approval, given))
             checked = given
@@ -122,31 +94,26 @@ class GatekeeperApprovals(AbstractCapability):
                 )
             return await handler(args if approved == given else approved)
 
-        flow = gate_call(
-            self.client,
+        flow = self.call(
             run,
             checked,
             step,
-            workflow=self.workflow,
             # Pydantic AI asks the handler once per call and run: once approved, a reconcile
             # (after OutcomeUnknown) is waited on here, or deferred again when not waiting.
             wait_timeout=self.wait_timeout if ctx.tool_call_approved else 0,
             rerun=ctx.tool_call_approved,
-            context=self._context(step, checked),
-            **self.options,
+            context=self.context_of(step, checked),
         )
         try:
-            verdict = await adecide(self.client, flow)
+            verdict = await self.drive(flow)
         except ArgsNotApproved as error:  # recorded as failed: the tool did not run
             return ToolDenied(str(error))
-        if isinstance(verdict, Ran):
+        if isinstance(verdict, Approval):
+            # Still open (approved early by the caller, or a reconcile not waited on): defer again.
+            raise ApprovalRequired(metadata=_deferral(step, verdict, checked))
+        if verdict.run:
             return verdict.result
-        if isinstance(verdict, Refused):
-            return ToolDenied(verdict.reason)
-        if isinstance(verdict, AlreadyApplied):
-            return verdict.message
-        # Still open (approved early by the caller, or a reconcile not waited on): defer again.
-        raise ApprovalRequired(metadata=_deferral(step, verdict.approval, checked))
+        return verdict.reason if verdict.skip else ToolDenied(verdict.reason)
 
     async def handle_deferred_tool_calls(self, ctx: Any, *, requests: DeferredToolRequests):
         results = await self.results(requests, wait_timeout=self.wait_timeout)
@@ -169,24 +136,22 @@ class GatekeeperApprovals(AbstractCapability):
             paused = metadata.get("gatekeeper")
             if not paused:  # deferred by something else: not ours to answer
                 continue
-            approval = await self.client._drive(  # noqa: SLF001
-                decided(
-                    self.client,
-                    await self.client.approval(paused["approval_id"]),
-                    wait_timeout=wait_timeout,
-                    **self.options,
+            approval = await self.drive(
+                self.decided(
+                    await self.client.approval(paused["approval_id"]), wait_timeout=wait_timeout
                 )
             )
             if approval is None:
                 continue
             results.metadata[call.tool_call_id] = metadata
-            if approval.decision == "allow":
-                args = dict(approval.action.args)
+            verdict = verdict_on(approval)
+            if verdict.run:
+                args = dict(verdict.args)
                 results.approvals[call.tool_call_id] = ToolApproved(override_args=args)
-            elif approval.decision == "skip":  # the tool says it is not run again
+            elif verdict.skip:  # the tool says it is not run again
                 results.approvals[call.tool_call_id] = ToolApproved()
             else:
-                results.approvals[call.tool_call_id] = ToolDenied(steps.why_blocked(approval))
+                results.approvals[call.tool_call_id] = ToolDenied(verdict.reason)
         return results
 
     def _step(self, ctx: Any, call: Any) -> Step:
@@ -197,18 +162,8 @@ class GatekeeperApprovals(AbstractCapability):
             for part in message.parts
             if isinstance(part, ToolCallPart) and self.gated(part.tool_name)
         )
-        tool = gate_tool_name(self.tool_names, call.tool_name)
-        return step_for(
-            ctx.conversation_id or "", call.tool_call_id, gated_ids, call.tool_name, tool
-        )
-
-    def _context(self, step: Step, args: dict) -> Any:
-        return self.context(step.tool, args) if self.context else None
-
-    def _check(self, step: Step, args: dict):
-        context = self._context(step, args)
-        return check_step(
-            self.client, step, args, workflow=self.workflow, context=context, **self.options
+        return self.gated_step(
+            ctx.conversation_id or "", call.tool_call_id, gated_ids, call.tool_name
         )
 
 

@@ -1,4 +1,4 @@
-"""What a decided approval means for the step an engine paused: shared by the engine adapters.
+"""What a decision means for a step: shared by the engine adapters and the framework adapters.
 
 Plain data and the standard library only, so a Temporal workflow may import it in its sandbox.
 """
@@ -6,7 +6,7 @@ Plain data and the standard library only, so a Temporal workflow may import it i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 BLOCKED_ERROR = "Gatekeeper.Blocked"  # the error an engine's step ends with when refused
@@ -26,6 +26,10 @@ class Verdict:
     skip: bool
     args: dict
     reason: str
+    # The framework adapters run the tool themselves (adapters.gate_call): what it returned,
+    # and a refusal as the error to raise when their caller asks for one.
+    result: Any = field(default=None, repr=False, compare=False)
+    error: Exception | None = field(default=None, repr=False, compare=False)
 
     def as_json(self) -> dict:
         return {
@@ -76,4 +80,11 @@ def allowed_verdict(args: Mapping[str, Any], reason: str) -> Verdict:
     """The verdict of a gate check that allowed the step outright (no approval)."""
     return Verdict(
         approval_id="", status="allowed", run=True, skip=False, args=dict(args), reason=reason
+    )
+
+
+def applied_verdict(reason: str, args: Mapping[str, Any]) -> Verdict:
+    """The verdict of a step whose write had already happened (recorded as landed): not run."""
+    return Verdict(
+        approval_id="", status="applied", run=False, skip=True, args=dict(args), reason=reason
     )

@@ -1,7 +1,10 @@
-"""gatekeeper_client.adapters: a framework's call identity becomes the same step every run."""
+"""gatekeeper_client.adapters: a framework's call identity becomes the same step every run,
+and a decided approval means the same for a framework's tool call as for an engine's step."""
 
 import pytest
-from gatekeeper_client.adapters import gate_tool_name, step_for
+from gatekeeper_client import Approval
+from gatekeeper_client.adapters import gate_tool_name, step_for, verdict_on
+from gatekeeper_client.verdicts import verdict_of
 
 
 def test_a_call_is_indexed_by_its_place_among_the_runs_gated_calls():
@@ -38,3 +41,59 @@ def test_tool_names_map_by_mapping_or_function_and_default_to_the_name():
     assert gate_tool_name({"iam_grant": "iam.grant"}, "iam_grant") == "iam.grant"
     assert gate_tool_name({"iam_grant": "iam.grant"}, "hr_lookup") == "hr_lookup"
     assert gate_tool_name(lambda name: name.replace("_", ".", 1), "iam_grant") == "iam.grant"
+
+
+def approval(status: str, decision: str | None, **more) -> Approval:
+    """An approval of iam.grant as the API shows it once decided."""
+    return Approval.from_json(
+        {
+            "id": "a1",
+            "status": status,
+            "branch": None,
+            "decision": decision,
+            "action": {"tool": "iam.grant", "args": {"user": "jdoe", "role": "dev"}},
+            "edited": True,
+            "comment": "",
+            "decided_by": ["alice"],
+            "decided_at": "2026-12-06T12:00:00+00:00",
+            "fresh_until": "2026-12-06T12:30:00+00:00",
+            "expires_at": "2026-12-06T13:00:00+00:00",
+            "required_approvals": 1,
+            "approvals": 1,
+            "execution": {"thread_id": "onboard-1", "owner": "it"},
+            "step": {"index": 1, "name": "iam_grant"},
+            "superseded_by": None,
+            "url": "http://gk/approvals/a1/",
+            **more,
+        }
+    )
+
+
+def test_an_approval_runs_the_step_with_the_reviewers_args_for_frameworks_and_engines():
+    approved = approval("approved", "allow")
+    framework, engine = verdict_on(approved), verdict_of(approved.raw)
+    assert framework == engine
+    assert (framework.run, framework.skip, framework.args) == (
+        True,
+        False,
+        {"user": "jdoe", "role": "dev"},
+    )
+
+
+def test_a_rejection_refuses_the_step_and_tells_the_model_who_and_why():
+    rejected = approval("rejected", "block", comment="not admin")
+    framework = verdict_on(rejected)
+    assert (framework.run, framework.skip) == (False, False)
+    assert framework.reason == "rejected by alice: not admin" == verdict_of(rejected.raw).reason
+
+
+def test_an_expiry_refuses_the_step_saying_nobody_decided_in_time():
+    framework = verdict_on(approval("expired", "block", decided_by=[]))
+    assert (framework.run, framework.skip) == (False, False)
+    assert framework.reason == "expired: nobody decided before 2026-12-06T13:00:00+00:00"
+
+
+def test_a_write_reconciled_as_applied_is_skipped_and_the_model_told_so():
+    framework = verdict_on(approval("applied", "skip"))
+    assert (framework.run, framework.skip) == (False, True)
+    assert framework.reason.startswith("not run again: a reviewer found its write already applied")

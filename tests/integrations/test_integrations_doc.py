@@ -1,12 +1,14 @@
 """docs/integrations.md: each framework's snippet runs as printed, against a live server."""
 
 import re
+import sys
 
 from approvals.services.review import packet_approve
 from tests.client.conftest import next_packet
 from tests.integrations.conftest import ROOT, load_example
 
 DOC = ROOT / "docs" / "integrations.md"
+MCP_SERVER = ROOT / "tests" / "integrations" / "openai_agents" / "mcp_server.py"
 
 
 def snippet(section: str) -> str:
@@ -30,26 +32,46 @@ def test_the_langgraph_snippet_waits_for_the_reviewer_and_grants(
     assert (grant.name, grant.content) == ("iam_grant", "granted admin to jdoe")
 
 
+def agents_sdk_grant_model():
+    """The Agents SDK's scripted model: it calls iam_grant, then says it is done."""
+    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+
+    grant = function_call("iam_grant", {"user": "jdoe", "role": "admin"}, call_id="c1")
+    return ScriptedModel(
+        [ModelStep(output=[grant]), ModelStep(output=[assistant_message("jdoe is an admin")])]
+    )
+
+
 def test_the_openai_agents_snippet_waits_for_the_reviewer_and_grants(
     live_server, gk_account, onboarding_policies, alice, in_background, monkeypatch
 ):
-    from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
-
     monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
     monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
     in_background(lambda: packet_approve(packet_id=next_packet("onboard-79").id, user=alice))
-    model = ScriptedModel(
-        [
-            ModelStep(
-                output=[function_call("iam_grant", {"user": "jdoe", "role": "admin"}, call_id="c1")]
-            ),
-            ModelStep(output=[assistant_message("jdoe is an admin")]),
-        ]
-    )
+    model = agents_sdk_grant_model()
     scope = {"model": model}
     exec(snippet("OpenAI Agents SDK"), scope)  # noqa: S102 - the doc's own code
     assert scope["final_output"] == "jdoe is an admin"
     assert "granted admin to jdoe" in str(model.last_call.input)
+
+
+def test_the_agents_sdk_mcp_snippet_sends_the_approved_grant_to_the_server(
+    live_server, gk_account, gk, onboarding_policies, alice, in_background, monkeypatch, tmp_path
+):
+    from agents.mcp import MCPServerStdio
+
+    monkeypatch.setenv("GATEKEEPER_URL", live_server.url)
+    monkeypatch.setenv("GATEKEEPER_TOKEN", gk_account[1])
+    in_background(lambda: packet_approve(packet_id=next_packet("onboard-84").id, user=alice))
+    model = agents_sdk_grant_model()
+    calls = tmp_path / "calls"
+    params = {"command": sys.executable, "args": [str(MCP_SERVER), str(calls)]}
+    scope = {"model": model, "hr_tools": MCPServerStdio(params, name="hr-tools")}
+    exec(snippet("MCP servers in the Agents SDK"), scope)  # noqa: S102 - the doc's own code
+    assert scope["final_output"] == "jdoe is an admin"
+    assert calls.read_text().splitlines() == ['["iam.grant", {"user": "jdoe", "role": "admin"}]']
+    (grant,) = gk.execution("onboard-84")["steps"]
+    assert (grant["name"], grant["outcome"]) == ("iam_grant", "landed")
 
 
 def test_the_pydantic_ai_snippet_waits_for_the_reviewer_and_grants(

@@ -39,7 +39,10 @@ class Onboarding(Flow):
 
     @listen(propose)
     def decided(self, result):
-        print(f"FEEDBACK {result.feedback}", flush=True)
+        # One write, newline included: CrewAI's console panels come from another thread, and
+        # print's two writes (text, then end) let a panel land between them.
+        sys.stdout.write(f"FEEDBACK {result.feedback}\n")
+        sys.stdout.flush()
 
 
 flow_id = sys.argv[2]

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from gatekeeper_client import GatekeeperClient
 from playwright.sync_api import expect
 
 from approvals.models import PausePacket
+from tests.integrations.crewai import environment as crewai_environment
 
 pytestmark = pytest.mark.demo_examples
 USES_DATABASE = pytest.mark.django_db
@@ -40,6 +42,8 @@ class Example:
     # Why its executions show no_outcome gaps, while that is so: the test then ends as an
     # expected failure after every other check, and fails once the gaps are gone.
     known_gap: str = ""
+    # The interpreter of the environment it runs in (built on first use), if not this one.
+    python: Callable[[], str] | None = None
 
 
 # The engine adapters (Dagster's too) gate each tool, but nothing reports what it did afterwards.
@@ -51,6 +55,7 @@ EXAMPLES = [
     Example("mcp_agent.py"),
     Example("pydantic_ai_agent.py"),
     Example("autogen_agent.py"),
+    Example("crewai_agent.py", python=crewai_environment.python),
     Example("dagster_agent.py", known_gap=NO_OUTCOME),
     Example("stepfunctions_agent.py", known_gap=NO_OUTCOME),
     Example("temporal_agent.py", known_gap=NO_OUTCOME),
@@ -61,7 +66,6 @@ OTHER_AGENTS = {
     "hr_onboarding_agent.py": "the demo's own agent: four steps, an email among them",
     # Each runs in an environment of its own (its pins conflict with the other extras); their
     # example tests run the same contract against a live server with a reviewer deciding.
-    "crewai_agent.py": "runs in .venv-crewai: tests/integrations/crewai/test_crewai_example.py",
     "airflow_agent.py": "runs in .venv-airflow: tests/integrations/engines/test_airflow.py",
 }
 
@@ -108,7 +112,8 @@ def run_with_reviewers(demo, example: Example, decide, tmp_path):
     env.update(GATEKEEPER_URL=demo.url, GATEKEEPER_TOKEN=demo.token, PYTHONUNBUFFERED="1")
     thread_id = f"demo-{Path(example.file).stem}-{uuid.uuid4().hex[:8]}"
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    argv = [sys.executable, str(EXAMPLES_DIR / example.file), "--thread-id", thread_id]
+    python = example.python() if example.python else sys.executable
+    argv = [python, str(EXAMPLES_DIR / example.file), "--thread-id", thread_id]
     with open(out_path, "w") as out, open(err_path, "w") as err:
         process = subprocess.Popen(
             [*argv, *example.arguments], env=env, stdout=out, stderr=err, cwd=tmp_path

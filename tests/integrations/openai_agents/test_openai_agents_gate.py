@@ -2,12 +2,13 @@
 
 import asyncio
 
-from agents import Agent, Runner, function_tool
+from agents import Agent, function_tool
 from gatekeeper_client import AsyncGatekeeperClient, OutcomeUnknown
 
 from approvals.services.review import packet_approve, packet_reconcile
 from tests.client.conftest import next_packet, stale_then_approve
 from tests.integrations.conftest import RecordingTools, expire, load_example, packets_of
+from tests.integrations.openai_agents.runs import outputs, run_to_end
 
 example = load_example("openai_agents")
 
@@ -30,20 +31,9 @@ def run_agent(live_server, token, thread_id, tools, *, review=None, **options):
             agent = Agent(
                 name="hr", model=example.scripted_model(), tools=approvals.gate_tools(tools.tools)
             )
-            result = await Runner.run(agent, "onboard jdoe", context={"thread_id": thread_id})
-            while result.interruptions:
-                state = result.to_state()
-                if review is not None:
-                    await asyncio.to_thread(review)
-                assert await approvals.resolve(state, wait_timeout=90) == []
-                result = await Runner.run(agent, state)
-            return result, approvals
+            return await run_to_end(agent, approvals, thread_id, review), approvals
 
     return asyncio.run(run())
-
-
-def outputs(result) -> list[str]:
-    return [item.output for item in result.new_items if hasattr(item, "output")]
 
 
 def test_a_blocked_call_is_refused_with_the_reason_and_the_run_goes_on(
