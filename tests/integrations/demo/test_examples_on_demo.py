@@ -42,8 +42,6 @@ class Example:
     known_gap: str = ""
 
 
-# The engine adapters (Dagster's too) gate each tool, but nothing reports what it did afterwards.
-NO_OUTCOME = "the engine adapter records no step outcome (no_outcome gaps)"
 # One line per example agent that keeps the contract (hr.lookup, then iam.grant, then DONE).
 EXAMPLES = [
     Example("langgraph_agent.py"),
@@ -51,10 +49,10 @@ EXAMPLES = [
     Example("mcp_agent.py"),
     Example("pydantic_ai_agent.py"),
     Example("autogen_agent.py"),
-    Example("dagster_agent.py", known_gap=NO_OUTCOME),
-    Example("stepfunctions_agent.py", known_gap=NO_OUTCOME),
-    Example("temporal_agent.py", known_gap=NO_OUTCOME),
-    Example("prefect_agent.py", known_gap=NO_OUTCOME),
+    Example("dagster_agent.py"),
+    Example("stepfunctions_agent.py"),
+    Example("temporal_agent.py"),
+    Example("prefect_agent.py"),
 ]
 # Examples with a contract of their own, and why they are not in EXAMPLES.
 OTHER_AGENTS = {
