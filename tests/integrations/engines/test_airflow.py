@@ -1,6 +1,6 @@
 """Airflow 3 (human-in-the-loop tasks, `dag.test()` in its own environment): the gate task parks
 in awaiting_input until Gatekeeper's decision is written as its response; examples/airflow_agent.py
-keeps DESIGN section 11's contract."""
+keeps DESIGN section 11's contract; an `OutcomeOperator` after each tool records its outcome."""
 
 import contextlib
 import os
@@ -17,6 +17,7 @@ from gatekeeper_client.relay import RelayStore
 from approvals.models import PausePacket
 from approvals.services.review import packet_approve, packet_reject
 from tests.integrations.engines import airflow_env
+from tests.integrations.engines.conftest import recorded_outcomes
 from tests.integrations.engines.test_examples import CONTRACT, EXAMPLES, LOOKUP, review
 
 
@@ -112,6 +113,7 @@ def test_a_re_review_reads_the_facts_again_and_the_edited_approval_of_the_new_on
     )
     assert [item["name"] for item in seen["fresh"].context] == ["employee_record"]
     assert seen["fresh"].callback["task_id"] == "gate_iam_grant"
+    assert recorded_outcomes("af-stale") == [(0, "landed"), (1, "landed")]
 
 
 def test_a_rejection_prints_denied_with_the_reason_and_the_grant_never_runs(run_airflow):
@@ -120,3 +122,4 @@ def test_a_rejection_prints_denied_with_the_reason_and_the_grant_never_runs(run_
 
     lines = run_airflow("af-no", reject)
     assert lines == [LOOKUP, "DENIED iam.grant rejected by alice: too much", "DONE"]
+    assert recorded_outcomes("af-no") == [(0, "landed")]
