@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from gatekeeper_client import GatekeeperClient
 from playwright.sync_api import expect
 
 from approvals.models import PausePacket
+from tests.integrations.engines import airflow_env
 
 pytestmark = pytest.mark.demo_examples
 USES_DATABASE = pytest.mark.django_db
@@ -40,6 +42,8 @@ class Example:
     # Why its executions show no_outcome gaps, while that is so: the test then ends as an
     # expected failure after every other check, and fails once the gaps are gone.
     known_gap: str = ""
+    # The interpreter of the environment it runs in (built on first use), if not this one.
+    python: Callable[[], str] | None = None
 
 
 # One line per example agent that keeps the contract (hr.lookup, then iam.grant, then DONE).
@@ -53,6 +57,7 @@ EXAMPLES = [
     Example("stepfunctions_agent.py"),
     Example("temporal_agent.py"),
     Example("prefect_agent.py"),
+    Example("airflow_agent.py", python=lambda: str(airflow_env.ensure())),
 ]
 # Examples with a contract of their own, and why they are not in EXAMPLES.
 OTHER_AGENTS = {
@@ -60,7 +65,6 @@ OTHER_AGENTS = {
     # Each runs in an environment of its own (its pins conflict with the other extras); their
     # example tests run the same contract against a live server with a reviewer deciding.
     "crewai_agent.py": "runs in .venv-crewai: tests/integrations/crewai/test_crewai_example.py",
-    "airflow_agent.py": "runs in .venv-airflow: tests/integrations/engines/test_airflow.py",
 }
 
 CONTRACT = ("RAN ", "DENIED ", "DONE")
@@ -106,7 +110,8 @@ def run_with_reviewers(demo, example: Example, decide, tmp_path):
     env.update(GATEKEEPER_URL=demo.url, GATEKEEPER_TOKEN=demo.token, PYTHONUNBUFFERED="1")
     thread_id = f"demo-{Path(example.file).stem}-{uuid.uuid4().hex[:8]}"
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    argv = [sys.executable, str(EXAMPLES_DIR / example.file), "--thread-id", thread_id]
+    python = example.python() if example.python else sys.executable
+    argv = [python, str(EXAMPLES_DIR / example.file), "--thread-id", thread_id]
     with open(out_path, "w") as out, open(err_path, "w") as err:
         process = subprocess.Popen(
             [*argv, *example.arguments], env=env, stdout=out, stderr=err, cwd=tmp_path
