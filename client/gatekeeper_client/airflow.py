@@ -13,8 +13,9 @@ reviewer's edits included). A re-review calls `refresh_context()` and parks on t
 
 `OutcomeOperator`, a task after the tool's (trigger rule `all_done`), records what the tool
 did: `landed` when its task succeeded, `failed` when it failed (Airflow marks a task whose
-worker died failed too: it cannot tell that from an error), nothing when the gate refused the
-step. A retried outcome task finds the outcome recorded and records nothing.
+worker died failed too: it cannot tell that from an error), and then fails itself so the DAG
+run still fails; nothing when the gate refused the step. A retried outcome task finds the
+outcome recorded and records nothing.
 
 The thread is `thread_id` (templated), else the DAG and run ids; the key the thread and step.
 """
@@ -29,6 +30,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 from .models import Approval
 from .step_outcomes import FAILED, LANDED, record
@@ -161,7 +163,9 @@ class GateOperator(HITLOperator):
 
 class OutcomeOperator(BaseOperator):
     """Records what step `step_index`'s tool task (`tool_task_id`, gated by `gate_task_id`)
-    did; put it after the tool's task. Returns whether it recorded an outcome.
+    did; put it after the tool's task. Returns whether it recorded an outcome; fails, without
+    retrying, once it recorded a failed tool (the run's last task: the run fails as it would
+    without it).
 
     `thread_id` and `gatekeeper` are the gate's (`GateOperator`'s).
     """
@@ -199,7 +203,10 @@ class OutcomeOperator(BaseOperator):
             raise ValueError(f"task {self.tool_task_id} is {state}: no outcome to record yet")
         thread = thread_of(self.thread_id, ti)
         detail = {"task_id": self.tool_task_id, "state": str(state)}
-        return record(self.gatekeeper(), thread, self.step_index, side_effect, detail)
+        recorded = record(self.gatekeeper(), thread, self.step_index, side_effect, detail)
+        if side_effect == FAILED:
+            raise AirflowFailException(f"task {self.tool_task_id} failed; its outcome is recorded")
+        return recorded
 
 
 class AirflowHandler:
