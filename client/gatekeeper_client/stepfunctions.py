@@ -77,30 +77,34 @@ def gate_state(
     makes the state that follows a `Gatekeeper.ReReview`: the same step, whose stale approval
     gets the facts read again at `context_path`.
     """
-    state: dict[str, Any] = {
-        "Type": "Task",
-        "Resource": GATE_RESOURCE,
-        "Parameters": {
-            "QueueUrl": queue_url,
-            "MessageBody": {
-                "TaskToken.$": "$$.Task.Token",
-                "ThreadId.$": "$$.Execution.Name",
-                "Gate": {
-                    "workflow": workflow,
-                    "step_index": step_index,
-                    "step_name": step_name or tool,
-                    "tool": tool,
-                },
-                "Args.$": args_path,
-            },
+    body: dict[str, Any] = {
+        "Gate": {
+            "workflow": workflow,
+            "step_index": step_index,
+            "step_name": step_name or tool,
+            "tool": tool,
         },
-        "ResultPath": result_path,
+        "Args.$": args_path,
     }
-    body = state["Parameters"]["MessageBody"]
     if context_path is not None:
         body["Context.$"] = context_path
     if refresh:
         body["Refresh"] = True
+    return _token_state(queue_url, body, result_path, next_state)
+
+
+def _token_state(
+    queue_url: str, body: dict, result_path: str | None, next_state: str | None
+) -> dict:
+    """A Task state that sends `body`, its task token and the execution's name to the queue
+    at `queue_url` and sleeps until a worker or the relay completes the token."""
+    message = {"TaskToken.$": "$$.Task.Token", "ThreadId.$": "$$.Execution.Name", **body}
+    state: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": GATE_RESOURCE,
+        "Parameters": {"QueueUrl": queue_url, "MessageBody": message},
+        "ResultPath": result_path,
+    }
     if next_state is None:
         state["End"] = True
     else:
@@ -118,18 +122,7 @@ def tool_state(
 ) -> dict:
     """A Task state that runs `tool` through a `ToolWorker` on `queue_url`, with the args the
     gate before it approved (`$.gate.args`). A Lambda or an activity works as well."""
-    state = gate_state(
-        queue_url,
-        workflow="",
-        step_index=0,
-        tool=tool,
-        args_path=args_path,
-        next_state=next_state,
-        result_path=result_path,
-    )
-    body = state["Parameters"]["MessageBody"]
-    body["Tool"] = body.pop("Gate")["tool"]
-    return state
+    return _token_state(queue_url, {"Tool": tool, "Args.$": args_path}, result_path, next_state)
 
 
 def outcome_state(
@@ -143,24 +136,10 @@ def outcome_state(
     """A Task state that records what step `step_index`'s tool did (`side_effect`, and the
     object at `detail_path` as its detail) through the `GateWorker` on `queue_url`; the
     execution's data passes through unchanged."""
-    body: dict[str, Any] = {
-        "TaskToken.$": "$$.Task.Token",
-        "ThreadId.$": "$$.Execution.Name",
-        "Outcome": {"step_index": step_index, "side_effect": side_effect},
-    }
+    body: dict[str, Any] = {"Outcome": {"step_index": step_index, "side_effect": side_effect}}
     if detail_path is not None:
         body["Detail.$"] = detail_path
-    state: dict[str, Any] = {
-        "Type": "Task",
-        "Resource": GATE_RESOURCE,
-        "Parameters": {"QueueUrl": queue_url, "MessageBody": body},
-        "ResultPath": None,
-    }
-    if next_state is None:
-        state["End"] = True
-    else:
-        state["Next"] = next_state
-    return state
+    return _token_state(queue_url, body, None, next_state)
 
 
 def tool_states(

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
 from gatekeeper_client import OutcomeUnknown
 from gatekeeper_client.stepfunctions import (
@@ -62,6 +63,8 @@ class Tools:
 def moto():
     running = agent.Moto()
     yield running
+    # moto keeps its queues and executions in the process: none may reach the next test.
+    requests.post(f"{running.url}/moto-api/reset", timeout=10)
     running.stop()
 
 
@@ -224,6 +227,7 @@ def test_killing_the_gate_worker_while_the_step_waits_loses_nothing(moto, setup,
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+    time.sleep(1.5)  # moto ends the killed worker's last long-poll (1 s) before anything is queued
 
     packet_approve(packet_id=packet.id, user=alice)
     assert deliver_webhooks() == ["sent"]  # the relay wakes the step: no gate worker needed
@@ -232,7 +236,8 @@ def test_killing_the_gate_worker_while_the_step_waits_loses_nothing(moto, setup,
         ("hr.lookup", {"employee_id": 7}),
         ("iam.grant", {"user": "jdoe", "role": "admin"}),
     ]
-    state = run_until(moto, execution, [gates, tool_worker], lambda: False)  # a new gate worker
+    # A new gate worker records the grant's outcome.
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
     assert state["status"] == "SUCCEEDED"  # records the grant's outcome
     assert recorded_outcomes("sfn-kill") == [(0, "landed"), (1, "landed")]
 
