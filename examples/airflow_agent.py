@@ -5,10 +5,11 @@
 
 Each gate is a `GateOperator`, a human-in-the-loop task whose human is Gatekeeper: a step
 that needs approval parks in `awaiting_input` until the decision is written as its response;
-the task after it runs the tool with the approved args. It runs the DAG in process with
-`dag.test()` (no scheduler) on a metadata database of its own (SQLite in a temporary
-AIRFLOW_HOME unless AIRFLOW_HOME is set). Decisions come through `gatekeeper-relay`, run here
-in a second process, when GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
+the task after it runs the tool with the approved args, and an `OutcomeOperator` after that
+records what the tool did. It runs the DAG in process with `dag.test()` (no scheduler) on a
+metadata database of its own (SQLite in a temporary AIRFLOW_HOME unless AIRFLOW_HOME is set).
+Decisions come through `gatekeeper-relay`, run here in a second process, when
+GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
 http://127.0.0.1:$GATEKEEPER_RELAY_PORT/), else that process long-polls them. When a reviewer
 approves a step whose facts grew old (re-review), the gate reads them again (`hr_facts`) and
 asks again.
@@ -35,7 +36,7 @@ if __name__ == "__main__":
     )
 
 from airflow.sdk import DAG, task  # noqa: E402
-from gatekeeper_client.airflow import GateOperator  # noqa: E402
+from gatekeeper_client.airflow import GateOperator, OutcomeOperator  # noqa: E402
 
 WORKFLOW = "hr-onboarding"
 DAG_ID = "gatekeeper_onboarding"
@@ -66,6 +67,16 @@ def gate(index: int, tool: str, args: dict) -> GateOperator:
     )
 
 
+def outcome(index: int, gate_task: GateOperator, tool_task_id: str) -> OutcomeOperator:
+    return OutcomeOperator(
+        task_id=f"{tool_task_id}_outcome",
+        step_index=index,
+        gate_task_id=gate_task.task_id,
+        tool_task_id=tool_task_id,
+        thread_id="{{ dag_run.conf['thread_id'] }}",
+    )
+
+
 with DAG(DAG_ID, schedule=None, catchup=False) as dag:
 
     @task(task_id="hr_lookup")
@@ -78,8 +89,10 @@ with DAG(DAG_ID, schedule=None, catchup=False) as dag:
 
     gate_lookup = gate(0, "hr.lookup", {"employee_id": 7})
     gate_grant = gate(1, "iam.grant", {"user": "jdoe", "role": "admin"})
-    hr_lookup(gate_lookup.output) >> gate_grant
-    iam_grant(gate_grant.output)
+    looked_up = hr_lookup(gate_lookup.output)
+    looked_up >> gate_grant
+    looked_up >> outcome(0, gate_lookup, "hr_lookup")
+    iam_grant(gate_grant.output) >> outcome(1, gate_grant, "iam_grant")
 
 
 def decisions() -> None:

@@ -27,12 +27,15 @@ def hr_facts() -> dict:
 
 def gated_step(context: OpExecutionContext, index: int, tool: str, args: dict) -> None:
     from gatekeeper_client import GatekeeperClient
-    from gatekeeper_client.dagster import gate
+    from gatekeeper_client.dagster import gate, run
+
+    def write(approved: dict) -> None:
+        print(f"RAN {tool} {json.dumps(approved, sort_keys=True)}", flush=True)
 
     gk = GatekeeperClient(os.environ["GATEKEEPER_URL"], os.environ["GATEKEEPER_TOKEN"])
     verdict = gate(context, gk, WORKFLOW, index, tool, args, refresh_context=hr_facts)
-    if verdict.run:
-        print(f"RAN {tool} {json.dumps(verdict.args, sort_keys=True)}", flush=True)
+    if verdict.run:  # the tool with the approved args, then its outcome recorded
+        run(context, gk, index, write, verdict.args)
     elif not verdict.skip:
         print(f"DENIED {tool} {verdict.reason}", flush=True)
 

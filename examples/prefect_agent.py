@@ -4,10 +4,11 @@
         python examples/prefect_agent.py --thread-id onboard-1
 
 The flow runs hr.lookup, then iam.grant, each after `gate`: a step that needs approval
-suspends the flow run (its process exits) until the decision resumes it. Without
-PREFECT_API_URL it starts Prefect's local test server (`prefect_test_harness`). It serves the
-flow from a runner process (`--serve`, as a deployment would) and long-polls decisions, or
-relays them when GATEKEEPER_WEBHOOK_SECRET is set (callback http://127.0.0.1:$GATEKEEPER_RELAY_PORT/).
+suspends the flow run (its process exits) until the decision resumes it. `run` runs each
+tool's task, then records its outcome in a task. Without PREFECT_API_URL it starts Prefect's
+local test server (`prefect_test_harness`). It serves the flow from a runner process
+(`--serve`, as a deployment would) and long-polls decisions, or relays them when
+GATEKEEPER_WEBHOOK_SECRET is set (callback http://127.0.0.1:$GATEKEEPER_RELAY_PORT/).
 The flow run's id is the gate's thread: --thread-id names the flow run. When a reviewer
 approves a step whose facts grew old (re-review), the flow reads them again (`hr_facts`) and
 asks again.
@@ -47,19 +48,19 @@ def hr_facts() -> dict:
 @flow(name="onboarding", persist_result=True)
 def onboarding() -> dict:
     from gatekeeper_client import GatekeeperClient
-    from gatekeeper_client.prefect import gate
+    from gatekeeper_client.prefect import gate, run
 
     gk = GatekeeperClient(os.environ["GATEKEEPER_URL"], os.environ["GATEKEEPER_TOKEN"])
     denied = []
-    for index, (tool, run, args) in enumerate(
+    for index, (tool, tool_task, args) in enumerate(
         [
             ("hr.lookup", hr_lookup, {"employee_id": 7}),
             ("iam.grant", iam_grant, {"user": "jdoe", "role": "admin"}),
         ]
     ):
         verdict = gate(gk, WORKFLOW, index, tool, args, refresh_context=hr_facts)
-        if verdict.run:
-            run(verdict.args)
+        if verdict.run:  # the tool with the approved args, then its outcome: tasks both
+            run(gk, index, tool_task, verdict.args)
         elif not verdict.skip:
             print(f"DENIED {tool} {verdict.reason}", flush=True)
             denied.append([tool, verdict.reason])

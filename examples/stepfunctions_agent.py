@@ -4,12 +4,12 @@
         python examples/stepfunctions_agent.py --thread-id onboard-1
 
 The state machine runs hr.lookup, then iam.grant, each after a gate state that sleeps inside
-Step Functions on a task token (no thread waits). Offline it runs on moto's Step Functions
-(a local server, states executed for real). Decisions come back through `gatekeeper-relay`
-when GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
-http://127.0.0.1:$GATEKEEPER_RELAY_PORT/); otherwise this script long-polls them. When a
-reviewer approves a grant whose facts grew old (re-review), the execution reads them again
-(`hr.facts`) and asks again.
+Step Functions on a task token (no thread waits) and before a state that records its outcome.
+Offline it runs on moto's Step Functions (a local server, states executed for real).
+Decisions come back through `gatekeeper-relay` when GATEKEEPER_WEBHOOK_SECRET is set (point
+the account's callback at http://127.0.0.1:$GATEKEEPER_RELAY_PORT/); otherwise this script
+long-polls them. When a reviewer approves a grant whose facts grew old (re-review), the
+execution reads them again (`hr.facts`) and asks again.
 """
 
 import argparse
@@ -26,9 +26,10 @@ INPUT = {"lookup": {"employee_id": 7}, "grant": {"user": "jdoe", "role": "admin"
 
 
 def definition(gates: str, tools: str) -> str:
-    """hr.lookup then iam.grant, each behind a gate; a refused grant ends in `Denied`, a
-    re-reviewed one reads its facts again (`ReadFacts`) and asks again (`RefreshGrant`)."""
-    from gatekeeper_client.stepfunctions import gate_state, tool_state
+    """hr.lookup then iam.grant, each behind a gate and followed by the state that records its
+    outcome; a refused grant ends in `Denied`, a re-reviewed one reads its facts again
+    (`ReadFacts`) and asks again (`RefreshGrant`)."""
+    from gatekeeper_client.stepfunctions import gate_state, tool_state, tool_states
 
     def grant_gate(**refresh):
         state = gate_state(
@@ -55,8 +56,14 @@ def definition(gates: str, tools: str) -> str:
             args_path="$.lookup",
             next_state="Lookup",
         ),
-        "Lookup": tool_state(
-            tools, tool="hr.lookup", result_path="$.looked_up", next_state="GateGrant"
+        **tool_states(
+            "Lookup",
+            tools,
+            gates,
+            tool="hr.lookup",
+            step_index=0,
+            result_path="$.looked_up",
+            next_state="GateGrant",
         ),
         "GateGrant": grant_gate(),
         "ReadFacts": tool_state(
@@ -67,7 +74,15 @@ def definition(gates: str, tools: str) -> str:
             next_state="RefreshGrant",
         ),
         "RefreshGrant": grant_gate(refresh=True, context_path="$.facts"),
-        "Grant": tool_state(tools, tool="iam.grant", result_path="$.granted", next_state="Done"),
+        **tool_states(
+            "Grant",
+            tools,
+            gates,
+            tool="iam.grant",
+            step_index=1,
+            result_path="$.granted",
+            next_state="Done",
+        ),
         "Denied": {"Type": "Succeed"},
         "Done": {"Type": "Succeed"},
     }

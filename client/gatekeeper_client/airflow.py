@@ -11,6 +11,12 @@ from Gatekeeper, never from the response. Its XCom is the verdict (`decision`, `
 `reason`, ...): the task after it runs the tool when `decision` is `allow`, with `args` (a
 reviewer's edits included). A re-review calls `refresh_context()` and parks on the new approval.
 
+`OutcomeOperator`, a task after the tool's (trigger rule `all_done`), records what the tool
+did: `landed` when its task succeeded, `failed` when it failed (Airflow marks a task whose
+worker died failed too: it cannot tell that from an error), and then fails itself so the DAG
+run still fails; nothing when the gate refused the step. A retried outcome task finds the
+outcome recorded and records nothing.
+
 The thread is `thread_id` (templated), else the DAG and run ids; the key the thread and step.
 """
 
@@ -22,9 +28,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 from .models import Approval
+from .step_outcomes import FAILED, LANDED, record
 from .verdicts import Verdict, allowed_verdict, blocked_verdict, verdict_of
 from .waits import settle
 
@@ -59,6 +68,12 @@ class OpenPacket(BaseNotifier):
             from .relay import RelayStore
 
             RelayStore(task.relay_store).expect(approval.id, ENGINE, target_of(ti))
+
+
+def thread_of(thread_id: str | None, ti: Any) -> str:
+    """The gate's thread: `thread_id` (rendered), else the DAG and run ids, made valid."""
+    thread = thread_id or f"{ti.dag_id}.{ti.run_id}"
+    return _NOT_IN_THREAD_ID.sub("-", thread)[:200]
 
 
 def target_of(ti: Any) -> dict:
@@ -114,8 +129,7 @@ class GateOperator(HITLOperator):
     def standing(self, context: Any) -> Approval | Verdict:
         """Ask (a retry replays the first check): the verdict, or the approval to wait on."""
         ti = context["task_instance"]
-        thread = self.thread_id or f"{ti.dag_id}.{ti.run_id}"
-        thread = _NOT_IN_THREAD_ID.sub("-", thread)[:200]
+        thread = thread_of(self.thread_id, ti)
         gk = self.gatekeeper()
         decision = gk.check(
             thread,
@@ -145,6 +159,54 @@ class GateOperator(HITLOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         super().execute_complete(context, event)  # a timeout or a foreign option raises here
         return self.execute(context)  # the verdict, or (refreshed) parked on the new approval
+
+
+class OutcomeOperator(BaseOperator):
+    """Records what step `step_index`'s tool task (`tool_task_id`, gated by `gate_task_id`)
+    did; put it after the tool's task. Returns whether it recorded an outcome; fails, without
+    retrying, once it recorded a failed tool (the run's last task: the run fails as it would
+    without it).
+
+    `thread_id` and `gatekeeper` are the gate's (`GateOperator`'s).
+    """
+
+    template_fields = ("thread_id",)
+
+    def __init__(
+        self,
+        *,
+        step_index: int,
+        gate_task_id: str,
+        tool_task_id: str,
+        thread_id: str | None = None,
+        gatekeeper: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ):
+        kwargs.setdefault("trigger_rule", "all_done")  # after the tool, succeeded or failed
+        kwargs.setdefault("retries", 3)
+        super().__init__(**kwargs)
+        self.step_index, self.thread_id = step_index, thread_id
+        self.gate_task_id, self.tool_task_id = gate_task_id, tool_task_id
+        self.gatekeeper = gatekeeper or _client
+
+    def execute(self, context: Any) -> bool:
+        ti = context["task_instance"]
+        verdict = ti.xcom_pull(task_ids=self.gate_task_id) or {}
+        if verdict.get("decision") != "allow":
+            return False  # refused or reconciled: the tool did not run
+        states = ti.get_task_states(
+            dag_id=ti.dag_id, task_ids=[self.tool_task_id], run_ids=[ti.run_id]
+        )
+        state = states.get(ti.run_id, {}).get(self.tool_task_id)
+        side_effect = {"success": LANDED, "failed": FAILED}.get(str(state))
+        if side_effect is None:
+            raise ValueError(f"task {self.tool_task_id} is {state}: no outcome to record yet")
+        thread = thread_of(self.thread_id, ti)
+        detail = {"task_id": self.tool_task_id, "state": str(state)}
+        recorded = record(self.gatekeeper(), thread, self.step_index, side_effect, detail)
+        if side_effect == FAILED:
+            raise AirflowFailException(f"task {self.tool_task_id} failed; its outcome is recorded")
+        return recorded
 
 
 class AirflowHandler:

@@ -11,6 +11,14 @@ The thread is the flow run's id; the idempotency key the run and the step index.
 Re-review (approved, but the step's facts had changed or grown old) resumes the run too: `gate`
 calls its `refresh_context()` to read the facts again, hands them to the stale approval and
 suspends until the new one is decided; without `refresh_context` the step ends (`stale`).
+
+`run(gk, step_index, tool_task, verdict.args)` runs the step's tool task with the approved
+args, then records its outcome in the `gatekeeper.outcome` task: `landed`, `failed` when the
+tool raised, `indeterminate` when it raised `OutcomeUnknown`, or when an earlier attempt of the
+flow run started the tool's task and never finished it (its process died mid-call: the run is
+retried, and the tool is not run again). Both persist their results, so the run's replay from
+the top after a resume runs neither again; a retried outcome task finds the outcome recorded
+and records nothing.
 """
 
 from __future__ import annotations
@@ -18,15 +26,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from prefect import task
 from prefect.flow_runs import resume_flow_run, suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
+from .errors import OutcomeUnknown
 from .models import Approval
+from .step_outcomes import LANDED, outcome_of, record
 from .verdicts import Verdict, allowed_verdict, blocked_verdict
 from .waits import settle
 
 ENGINE = "prefect"
+OUTCOME_TASK = "gatekeeper.outcome"
 
 
 class Decision(RunInput):
@@ -87,6 +99,60 @@ def _suspended(approval: Approval, run_id: str, store: Any, timeout: int | None)
     if answer.approval.get("id") != approval.id:  # only the approval this step asked for
         raise ValueError(f"resumed with approval {answer.approval.get('id')!r}, not {approval.id}")
     return Approval.from_json(answer.approval)
+
+
+def run(gk: Any, step_index: int, tool: Callable[[dict], Any], args: Mapping[str, Any]) -> Any:
+    """Run the step's `tool` (a task persisting its result) with the approved `args`, then
+    record its outcome; the tool's result, or its error raised once the outcome is recorded."""
+    thread_id = str(flow_run.get_id())
+    try:
+        if _interrupted(tool, thread_id):
+            raise OutcomeUnknown(f"{tool.name} was still running when its flow run stopped")
+        result = tool(dict(args))
+    except Exception as error:
+        record_outcome(gk, thread_id, step_index, *outcome_of(error))
+        raise
+    record_outcome(gk, thread_id, step_index, LANDED, None)
+    return result
+
+
+def _interrupted(tool: Any, flow_run_id: str) -> bool:
+    """Whether an earlier attempt of this flow run started `tool`'s task and never finished it."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+    from prefect.client.schemas.objects import StateType
+
+    runs = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[UUID(flow_run_id)]))
+    with get_client(sync_client=True) as client:
+        states = {
+            run.state_type
+            for run in client.read_task_runs(task_run_filter=runs)
+            if run.task_key == tool.task_key
+        }
+    return StateType.COMPLETED not in states and bool(
+        states & {StateType.RUNNING, StateType.CRASHED}
+    )
+
+
+def _outcome_key(context: Any, parameters: dict) -> str:
+    """One outcome task run per step and outcome: a replayed flow finds its result persisted."""
+    return "gatekeeper-outcome-{thread_id}-{step_index}-{side_effect}".format(**parameters)
+
+
+@task(
+    name=OUTCOME_TASK,
+    persist_result=True,
+    cache_key_fn=_outcome_key,
+    retries=5,
+    retry_delay_seconds=2,
+)
+def record_outcome(
+    gk: Any, thread_id: str, step_index: int, side_effect: str, detail: dict | None
+) -> bool:
+    """Record the step's outcome unless already recorded; whether it recorded it."""
+    return record(gk, thread_id, step_index, side_effect, detail)
 
 
 class PrefectHandler:

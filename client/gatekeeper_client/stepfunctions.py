@@ -15,17 +15,27 @@ the task with error `Gatekeeper.ReReview`. `Catch` it into a state that reads th
 then a `gate_state(..., refresh=True, context_path=...)`: the worker hands them to the stale
 approval (`refresh`) and the execution sleeps again until the new one is decided. Without that
 `Catch` the execution fails with that error and the reason.
+
+The tool runs in the state after the gate; `tool_states` builds it with the states that record
+its outcome after it, as Task states on the gate queue that the `GateWorker` answers: `landed`
+when the tool succeeded, `failed` when it failed, `indeterminate` when it raised
+`OutcomeUnknown` or timed out (its worker died mid-call: the `ToolWorker` deletes a tool's
+message before running it, so nothing runs it twice, and the state's `HeartbeatSeconds` runs
+out). Each is a state of the execution: a worker that dies before answering one gets its
+message again and finds the outcome recorded.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .base import ClientBase
-from .errors import Expired
+from .errors import Expired, OutcomeUnknown
 from .relay import RelayStore
+from .step_outcomes import FAILED, INDETERMINATE, LANDED, record
 from .verdicts import (
     BLOCKED_ERROR,
     RE_REVIEW_ERROR,
@@ -39,6 +49,11 @@ from .verdicts import (
 ENGINE = "stepfunctions"
 GATE_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 _TOKEN_GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+# The error a tool state fails with when the tool raised OutcomeUnknown (its write may or may
+# not have happened); the tool's other errors are named by their exception's class.
+OUTCOME_UNKNOWN_ERROR = "Gatekeeper.OutcomeUnknown"
+TOOL_FAILED_ERROR = "Gatekeeper.ToolFailed"
+_UNKNOWN = [OUTCOME_UNKNOWN_ERROR, "States.Timeout", "States.HeartbeatTimeout"]
 
 
 def gate_state(
@@ -62,30 +77,34 @@ def gate_state(
     makes the state that follows a `Gatekeeper.ReReview`: the same step, whose stale approval
     gets the facts read again at `context_path`.
     """
-    state: dict[str, Any] = {
-        "Type": "Task",
-        "Resource": GATE_RESOURCE,
-        "Parameters": {
-            "QueueUrl": queue_url,
-            "MessageBody": {
-                "TaskToken.$": "$$.Task.Token",
-                "ThreadId.$": "$$.Execution.Name",
-                "Gate": {
-                    "workflow": workflow,
-                    "step_index": step_index,
-                    "step_name": step_name or tool,
-                    "tool": tool,
-                },
-                "Args.$": args_path,
-            },
+    body: dict[str, Any] = {
+        "Gate": {
+            "workflow": workflow,
+            "step_index": step_index,
+            "step_name": step_name or tool,
+            "tool": tool,
         },
-        "ResultPath": result_path,
+        "Args.$": args_path,
     }
-    body = state["Parameters"]["MessageBody"]
     if context_path is not None:
         body["Context.$"] = context_path
     if refresh:
         body["Refresh"] = True
+    return _token_state(queue_url, body, result_path, next_state)
+
+
+def _token_state(
+    queue_url: str, body: dict, result_path: str | None, next_state: str | None
+) -> dict:
+    """A Task state that sends `body`, its task token and the execution's name to the queue
+    at `queue_url` and sleeps until a worker or the relay completes the token."""
+    message = {"TaskToken.$": "$$.Task.Token", "ThreadId.$": "$$.Execution.Name", **body}
+    state: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": GATE_RESOURCE,
+        "Parameters": {"QueueUrl": queue_url, "MessageBody": message},
+        "ResultPath": result_path,
+    }
     if next_state is None:
         state["End"] = True
     else:
@@ -103,30 +122,116 @@ def tool_state(
 ) -> dict:
     """A Task state that runs `tool` through a `ToolWorker` on `queue_url`, with the args the
     gate before it approved (`$.gate.args`). A Lambda or an activity works as well."""
-    state = gate_state(
-        queue_url,
-        workflow="",
-        step_index=0,
+    return _token_state(queue_url, {"Tool": tool, "Args.$": args_path}, result_path, next_state)
+
+
+def outcome_state(
+    queue_url: str,
+    *,
+    step_index: int,
+    side_effect: str,
+    detail_path: str | None = None,
+    next_state: str | None = None,
+) -> dict:
+    """A Task state that records what step `step_index`'s tool did (`side_effect`, and the
+    object at `detail_path` as its detail) through the `GateWorker` on `queue_url`; the
+    execution's data passes through unchanged."""
+    body: dict[str, Any] = {"Outcome": {"step_index": step_index, "side_effect": side_effect}}
+    if detail_path is not None:
+        body["Detail.$"] = detail_path
+    return _token_state(queue_url, body, None, next_state)
+
+
+def tool_states(
+    name: str,
+    tools_queue: str,
+    gates_queue: str,
+    *,
+    tool: str,
+    step_index: int,
+    args_path: str = "$.gate.args",
+    result_path: str = "$.result",
+    error_path: str = "$.error",
+    next_state: str | None = None,
+    heartbeat_seconds: int = 300,
+) -> dict:
+    """The states that run step `step_index`'s `tool` (state `name`, a `tool_state` on
+    `tools_queue`) and then record its outcome (on `gates_queue`), as a dict to merge into
+    the machine's `States`. Landed, it goes on to `next_state`; failed, or unknown (it raised
+    `OutcomeUnknown`, or no worker answered within `heartbeat_seconds`: of waiting for one, or
+    of the tool's run), the execution fails with `Gatekeeper.ToolFailed` or
+    `Gatekeeper.OutcomeUnknown` once the outcome is recorded; the error is at `error_path`."""
+    run = tool_state(
+        tools_queue,
         tool=tool,
         args_path=args_path,
-        next_state=next_state,
         result_path=result_path,
+        next_state=f"{name}Landed",
     )
-    body = state["Parameters"]["MessageBody"]
-    body["Tool"] = body.pop("Gate")["tool"]
-    return state
+    run["HeartbeatSeconds"] = heartbeat_seconds
+    run["Parameters"]["MessageBody"]["HeartbeatSeconds"] = heartbeat_seconds
+    run["Catch"] = [
+        {"ErrorEquals": _UNKNOWN, "ResultPath": error_path, "Next": f"{name}Unknown"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": error_path, "Next": f"{name}Failed"},
+    ]
+
+    def outcome(side_effect: str, next_state: str | None, detail_path: str | None = None):
+        return outcome_state(
+            gates_queue,
+            step_index=step_index,
+            side_effect=side_effect,
+            detail_path=detail_path,
+            next_state=next_state,
+        )
+
+    def fail(error: str, what: str) -> dict:
+        cause = f"{tool} (step {step_index}) {what}; its outcome is recorded"
+        return {"Type": "Fail", "Error": error, "Cause": cause}
+
+    return {
+        name: run,
+        f"{name}Landed": outcome(LANDED, next_state),
+        f"{name}Failed": outcome(FAILED, f"{name}FailedEnd", error_path),
+        f"{name}Unknown": outcome(INDETERMINATE, f"{name}UnknownEnd", error_path),
+        f"{name}FailedEnd": fail(TOOL_FAILED_ERROR, "failed"),
+        f"{name}UnknownEnd": fail(OUTCOME_UNKNOWN_ERROR, "may or may not have written"),
+    }
 
 
 def signal(sfn: Any, task_token: str, verdict: Verdict) -> None:
     """Wake the paused state with the verdict; a token already completed counts as done."""
+    if verdict.run or verdict.skip:
+        _succeed(sfn, task_token, verdict.as_json())
+    else:
+        error = RE_REVIEW_ERROR if verdict.stale else BLOCKED_ERROR
+        _fail(sfn, task_token, error, verdict.reason)
+
+
+def _succeed(sfn: Any, task_token: str, output: Any) -> None:
+    with _once(sfn):
+        sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+
+
+def _fail(sfn: Any, task_token: str, error: str, cause: str) -> None:
+    with _once(sfn):
+        sfn.send_task_failure(taskToken=task_token, error=error[:256], cause=cause[:32768])
+
+
+def _alive(sfn: Any, task_token: str) -> bool:
+    """Whether the state still waits on the token (a heartbeat also restarts its clock)."""
+    with _once(sfn):
+        sfn.send_task_heartbeat(taskToken=task_token)
+        return True
+    return False
+
+
+@contextmanager
+def _once(sfn: Any) -> Iterator[None]:
+    """A token already completed counts as done: the worker or relay stopped between
+    completing it and recording so, and was given the same work again."""
     try:
-        if verdict.run or verdict.skip:
-            sfn.send_task_success(taskToken=task_token, output=json.dumps(verdict.as_json()))
-        else:
-            error = RE_REVIEW_ERROR if verdict.stale else BLOCKED_ERROR
-            sfn.send_task_failure(taskToken=task_token, error=error, cause=verdict.reason[:32768])
+        yield
     except sfn.exceptions.ClientError as error:
-        # Completed before (the relay stopped between signalling and recording it): done.
         if error.response.get("Error", {}).get("Code") not in _TOKEN_GONE:
             raise
 
@@ -151,26 +256,43 @@ def relay_handler() -> StepFunctionsHandler:
 
 class ToolWorker:
     """Runs the tools of `tool_state`s: `tools` maps a tool's name to a function of its args;
-    what it returns (JSON) is the state's result."""
+    what it returns (JSON) is the state's result, what it raises the state's error.
+
+    At most once: a tool's message is deleted before the tool runs, so a worker that dies
+    mid-call leaves the state to time out (its outcome unknown) and nothing runs it again. A
+    state with `HeartbeatSeconds` (`tool_states`) is sent a heartbeat first: one that timed out
+    before a worker took its message is not run at all.
+    """
 
     def __init__(self, sfn: Any, sqs: Any, queue_url: str, tools: Mapping[str, Any]):
         self.sfn, self.sqs, self.queue_url, self.tools = sfn, sqs, queue_url, dict(tools)
 
     def poll(self, *, wait: int = 1) -> int:
-        def run(request: Mapping[str, Any]) -> None:
+        return _drain(self.sqs, self.queue_url, self.run, wait, at_most_once=True)
+
+    def run(self, request: Mapping[str, Any]) -> None:
+        token = request["TaskToken"]
+        if request.get("HeartbeatSeconds") and not _alive(self.sfn, token):
+            return
+        try:
             result = self.tools[request["Tool"]](**(request.get("Args") or {}))
-            self.sfn.send_task_success(taskToken=request["TaskToken"], output=json.dumps(result))
+        except Exception as error:
+            name = OUTCOME_UNKNOWN_ERROR if isinstance(error, OutcomeUnknown) else None
+            _fail(self.sfn, token, name or type(error).__name__, str(error))
+        else:
+            _succeed(self.sfn, token, result)
 
-        return _drain(self.sqs, self.queue_url, run, wait)
 
-
-def _drain(sqs: Any, queue_url: str, handle: Any, wait: int) -> int:
-    """Handle the messages waiting now, each deleted only once handled."""
+def _drain(sqs: Any, queue_url: str, handle: Any, wait: int, *, at_most_once=False) -> int:
+    """Handle the messages waiting now, each deleted once handled (before, `at_most_once`)."""
     answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
     messages = answer.get("Messages", [])
     for message in messages:
+        if at_most_once:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         handle(json.loads(message["Body"]))
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not at_most_once:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return len(messages)
 
 
@@ -196,6 +318,8 @@ class GateWorker:
         return _drain(self.sqs, self.queue_url, self.handle, wait)
 
     def handle(self, request: Mapping[str, Any]) -> None:
+        if "Outcome" in request:
+            return self._record(request)
         gate, token, thread_id = request["Gate"], request["TaskToken"], request["ThreadId"]
         args = request.get("Args") or {}
         if request.get("Refresh"):
@@ -238,6 +362,18 @@ class GateWorker:
                 reason = "expired before its facts were read again"
                 return signal(self.sfn, token, blocked_verdict(reason, args))
         self._wait(token, approval)
+
+    def _record(self, request: Mapping[str, Any]) -> None:
+        """An `outcome_state`: record what the step's tool did, then let the execution go on."""
+        outcome, detail = request["Outcome"], request.get("Detail")
+        record(
+            self.gk,
+            request["ThreadId"],
+            outcome["step_index"],
+            outcome["side_effect"],
+            detail if isinstance(detail, Mapping) else None,
+        )
+        _succeed(self.sfn, request["TaskToken"], {})
 
     def _wait(self, token: str, approval: Any) -> None:
         """Hand the wait to the relay's store; signal at once what is already decided."""

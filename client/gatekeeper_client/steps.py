@@ -16,10 +16,10 @@ from .errors import (
     Expired,
     GatekeeperError,
     NeedsFreshContext,
-    OutcomeUnknown,
     StillWaiting,
 )
 from .models import Approval, Skipped, Update
+from .step_outcomes import outcome_of
 
 if TYPE_CHECKING:
     from .base import ClientBase
@@ -168,13 +168,8 @@ def _run(
 ) -> Flow[Any]:
     try:
         result = yield Call(fn, (), args)
-    except OutcomeUnknown as error:
-        detail = error.detail if error.detail is not None else {"error": str(error)}
-        yield from _report(client, thread_id, step_index, "indeterminate", detail)
-        raise
     except Exception as error:
-        detail = {"error": f"{type(error).__name__}: {error}"}
-        yield from _report(client, thread_id, step_index, "failed", detail)
+        yield from _report(client, thread_id, step_index, *outcome_of(error))
         raise
     detail = (yield Call(outcome_detail, (result,))) if outcome_detail else None
     yield from _report(client, thread_id, step_index, "landed", detail)

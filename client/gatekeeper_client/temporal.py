@@ -12,6 +12,13 @@ without `refresh_context` ends its step with a stale verdict and the reason.
 The step's thread is the workflow id; its idempotency key the workflow id and step index, so a
 replayed or retried activity never asks twice.
 
+`Gates.run` runs the step's tool activity (once: no retries unless the caller gives some) and
+then the `gatekeeper.outcome` activity, which records what it did: `landed`, `failed` when it
+raised, `indeterminate` when it raised `OutcomeUnknown` or timed out (its worker died mid-call,
+or it hung: whether it wrote is unknown). Both are in the workflow's history, so a worker
+restart neither loses the outcome nor runs the tool again; a retried outcome activity finds
+the outcome recorded and records nothing.
+
     @workflow.defn
     class Onboarding:
         def __init__(self):
@@ -21,7 +28,7 @@ replayed or retried activity never asks twice.
         async def run(self) -> None:
             verdict = await self.gates.gate("hr-onboarding", 1, "iam.grant", {"user": "jdoe"})
             if verdict.run:
-                await workflow.execute_activity(grant, verdict.args, ...)  # the approved args
+                await self.gates.run(1, grant, verdict.args)  # the approved args, then the outcome
 
     Worker(client, task_queue=..., workflows=[Onboarding],
            activities=[*GateActivity(gk, RelayStore(path)).activities, grant])
@@ -34,14 +41,20 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio import exceptions as temporal_errors
+from temporalio.common import RetryPolicy
 
 from .errors import Expired
+from .step_outcomes import FAILED, INDETERMINATE, LANDED, NOT_LANDED, record
 from .verdicts import STALE, Verdict, allowed_verdict, blocked_verdict, verdict_of
 
 ENGINE = "temporal"
 GATE_ACTIVITY = "gatekeeper.gate"
 REFRESH_ACTIVITY = "gatekeeper.refresh"
+OUTCOME_ACTIVITY = "gatekeeper.outcome"
 DECISION_UPDATE = "gatekeeper.decision"
+# A tool is a write: run once unless the caller asks for retries (a retry may write twice).
+ONCE = RetryPolicy(maximum_attempts=1)
 
 
 class GateActivity:
@@ -84,10 +97,19 @@ class GateActivity:
             return {"verdict": blocked_verdict(reason, request["args"]).as_json()}
         return self._waiting(approval, info.workflow_id)
 
+    @activity.defn(name=OUTCOME_ACTIVITY)
+    async def outcome(self, request: dict) -> bool:
+        """Record what the step's tool did (`side_effect`, `detail`), unless already recorded."""
+        workflow_id = activity.info().workflow_id
+        return await record(
+            self.gk, workflow_id, request["step_index"], request["side_effect"], request["detail"]
+        )
+
     @property
     def activities(self) -> list:
-        """The activities a worker registers: the gate, and the refresh after a re-review."""
-        return [self.gate, self.refresh]
+        """The activities a worker registers: the gate, the refresh after a re-review, and the
+        outcome after the tool."""
+        return [self.gate, self.refresh, self.outcome]
 
     def _waiting(self, approval: Any, workflow_id: str) -> dict:
         self.store.expect(approval.id, ENGINE, {"workflow_id": workflow_id})
@@ -170,6 +192,44 @@ class Gates:
                 start_to_close_timeout=self.timeout,
             )
         return _verdict(answer["verdict"])
+
+    async def run(self, step_index: int, tool: Any, args: Mapping[str, Any], **options: Any) -> Any:
+        """Run the step's tool activity `tool` (or its name) with the approved `args`, then
+        record its outcome; its result, or its `ActivityError` raised once recorded.
+
+        `options` are `execute_activity`'s (default: the gate's timeout, no retry).
+        """
+        options.setdefault("start_to_close_timeout", self.timeout)
+        options.setdefault("retry_policy", ONCE)
+        try:
+            result = await workflow.execute_activity(tool, dict(args), **options)
+        except temporal_errors.ActivityError as error:
+            await self._outcome(step_index, *_outcome_of(error))
+            raise
+        await self._outcome(step_index, LANDED, None)
+        return result
+
+    async def _outcome(self, step_index: int, side_effect: str, detail: dict | None) -> None:
+        request = {"step_index": step_index, "side_effect": side_effect, "detail": detail}
+        await workflow.execute_activity(
+            OUTCOME_ACTIVITY, request, start_to_close_timeout=self.timeout
+        )
+
+
+def _outcome_of(error: temporal_errors.ActivityError) -> tuple[str, dict]:
+    """What a failed tool activity did: unknown when it timed out after it may have started,
+    or raised `OutcomeUnknown`; not landed when it never started; else failed."""
+    cause = error.cause
+    detail = {"error": f"{type(cause).__name__}: {cause}" if cause else str(error)}
+    if isinstance(cause, temporal_errors.TimeoutError):
+        if cause.type == temporal_errors.TimeoutType.SCHEDULE_TO_START:
+            return NOT_LANDED, detail
+        return INDETERMINATE, detail
+    if isinstance(cause, temporal_errors.ApplicationError):
+        detail = {"error": f"{cause.type}: {cause.message}"}
+        if cause.type == "OutcomeUnknown":
+            return INDETERMINATE, detail
+    return FAILED, detail
 
 
 class TemporalHandler:

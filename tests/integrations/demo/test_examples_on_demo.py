@@ -5,8 +5,9 @@ GATEKEEPER_TOKEN, `--thread-id`) against `seed_demo`'s data and policies, where 
 two IT approvers (policy privileged-iam). alice and bob log in with the demo password and
 decide the grant's packet on its page: alice edits the args and approves, bob approves too, in
 one run; alice rejects in the other. The run's RAN / DENIED / DONE lines keep DESIGN section
-11's contract, verify_audit passes, and the execution's record has every outcome and no gap
-(an example with a `known_gap` ends there as an expected failure while the gap lasts).
+11's contract, verify_audit passes, and the execution's record has every outcome and no gap.
+An example whose framework pins conflict with the other extras (CrewAI, Airflow) runs with the
+interpreter of its own environment.
 
 Run alone: `python3 manage.py test tests/integrations/demo` (or `-m demo_examples`).
 """
@@ -29,6 +30,7 @@ from playwright.sync_api import expect
 
 from approvals.models import PausePacket
 from tests.integrations.crewai import environment as crewai_environment
+from tests.integrations.engines import airflow_env
 
 pytestmark = pytest.mark.demo_examples
 USES_DATABASE = pytest.mark.django_db
@@ -39,15 +41,10 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
 class Example:
     file: str
     arguments: tuple[str, ...] = ()  # beyond --thread-id
-    # Why its executions show no_outcome gaps, while that is so: the test then ends as an
-    # expected failure after every other check, and fails once the gaps are gone.
-    known_gap: str = ""
     # The interpreter of the environment it runs in (built on first use), if not this one.
     python: Callable[[], str] | None = None
 
 
-# The engine adapters (Dagster's too) gate each tool, but nothing reports what it did afterwards.
-NO_OUTCOME = "the engine adapter records no step outcome (no_outcome gaps)"
 # One line per example agent that keeps the contract (hr.lookup, then iam.grant, then DONE).
 EXAMPLES = [
     Example("langgraph_agent.py"),
@@ -56,17 +53,15 @@ EXAMPLES = [
     Example("pydantic_ai_agent.py"),
     Example("autogen_agent.py"),
     Example("crewai_agent.py", python=crewai_environment.python),
-    Example("dagster_agent.py", known_gap=NO_OUTCOME),
-    Example("stepfunctions_agent.py", known_gap=NO_OUTCOME),
-    Example("temporal_agent.py", known_gap=NO_OUTCOME),
-    Example("prefect_agent.py", known_gap=NO_OUTCOME),
+    Example("dagster_agent.py"),
+    Example("stepfunctions_agent.py"),
+    Example("temporal_agent.py"),
+    Example("prefect_agent.py"),
+    Example("airflow_agent.py", python=lambda: str(airflow_env.ensure())),
 ]
 # Examples with a contract of their own, and why they are not in EXAMPLES.
 OTHER_AGENTS = {
     "hr_onboarding_agent.py": "the demo's own agent: four steps, an email among them",
-    # Each runs in an environment of its own (its pins conflict with the other extras); their
-    # example tests run the same contract against a live server with a reviewer deciding.
-    "airflow_agent.py": "runs in .venv-airflow: tests/integrations/engines/test_airflow.py",
 }
 
 CONTRACT = ("RAN ", "DENIED ", "DONE")
@@ -167,14 +162,10 @@ def reject(reviewers):
     return decide
 
 
-def assert_recorded(demo, example: Example, thread_id: str, outcomes: dict) -> None:
+def assert_recorded(demo, thread_id: str, outcomes: dict) -> None:
     """The execution's steps have these outcomes, and its record no gap."""
     execution = GatekeeperClient(demo.url, demo.token, timeout=10).execution(thread_id)
     recorded = {step["index"]: step["outcome"] for step in execution["steps"]}
-    if example.known_gap:
-        kinds = {gap["kind"] for gap in execution["gaps"]}
-        assert kinds == {"no_outcome"}, f"{execution['gaps']}: is the known gap gone?"
-        pytest.xfail(example.known_gap)
     assert recorded == outcomes, execution["steps"]
     assert execution["gaps"] == []
 
@@ -194,7 +185,7 @@ def test_an_approval_with_edited_args_runs_the_grant_once_with_them(
     edited = f"RAN iam.grant {json.dumps(EDITED, sort_keys=True)}"
     assert lines == [LOOKUP, edited, "DONE"], output()
     audit_verifies()
-    assert_recorded(demo, example, thread_id, {0: "landed", 1: "landed"})
+    assert_recorded(demo, thread_id, {0: "landed", 1: "landed"})
 
 
 @USES_DATABASE
@@ -206,4 +197,4 @@ def test_a_rejection_denies_the_grant_with_the_reason_and_the_run_ends(
     assert len(lines) == 3 and lines[0] == LOOKUP and lines[2] == "DONE", output()
     assert lines[1].startswith("DENIED iam.grant ") and f"rejected by alice: {REASON}" in lines[1]
     audit_verifies()
-    assert_recorded(demo, example, thread_id, {0: "landed", 1: None})
+    assert_recorded(demo, thread_id, {0: "landed", 1: None})

@@ -16,7 +16,8 @@ from gatekeeper_client import GatekeeperClient
 from gatekeeper_client.relay import Relay, RelayStore, server
 
 from approvals.channels import webhook as webhook_channel
-from approvals.models import OutboxMessage, PausePacket
+from approvals.models import Execution, OutboxMessage, PausePacket, StepOutcome
+from approvals.selectors.executions import execution_steps
 from approvals.services import outbox
 from approvals.services.policies import policies_import
 from approvals.services.service_accounts import service_account_create
@@ -109,3 +110,13 @@ def pending_packet(thread_id: str) -> PausePacket | None:
     """The execution's pending packet, as committed now (other threads and processes make it)."""
     close_old_connections()
     return PausePacket.objects.filter(execution__thread_id=thread_id, status="pending").first()
+
+
+def recorded_outcomes(thread_id: str) -> list[tuple[int, str]]:
+    """Every outcome recorded for the execution, in order (a replay must add none), once the
+    execution's record has no gap."""
+    close_old_connections()
+    _steps, gaps = execution_steps(Execution.objects.get(thread_id=thread_id))
+    assert gaps == []
+    outcomes = StepOutcome.objects.filter(execution__thread_id=thread_id).order_by("created_at")
+    return list(outcomes.values_list("step_index", "side_effect"))

