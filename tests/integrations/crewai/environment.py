@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from gatekeeper.bootstrap import _candidates, _version_of
+from tests.side_venvs import built_once
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".venv-crewai"
@@ -29,10 +30,11 @@ def _crewai_supported_python() -> str:
 
 def python() -> str:
     """The environment's interpreter, with crewai and the client (editable) installed."""
-    stamp_file = VENV / ".gatekeeper-installed"
     stamp = hashlib.sha256((ROOT / "client" / "pyproject.toml").read_bytes()).hexdigest()
-    if PYTHON.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
-        return str(PYTHON)
+    return str(built_once(VENV, stamp, _build))
+
+
+def _build() -> None:
     shutil.rmtree(VENV, ignore_errors=True)
     subprocess.run([_crewai_supported_python(), "-m", "venv", str(VENV)], check=True)
     install = subprocess.run(
@@ -45,5 +47,3 @@ def python() -> str:
     )
     if install.returncode != 0:
         raise RuntimeError(f"crewai would not install: {install.stderr[-3000:]}")
-    stamp_file.write_text(stamp)
-    return str(PYTHON)

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.side_venvs import built_once
+
 ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".venv-airflow"
 PYTHON = VENV / "bin" / "python"
@@ -25,18 +27,16 @@ def _stamp() -> str:
 
 def ensure() -> Path:
     """The environment's python, with Airflow and the client (editable) installed."""
-    stamp_file = VENV / ".gatekeeper-installed"
-    stamp = _stamp()
-    if PYTHON.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
-        return PYTHON
+    return built_once(VENV, _stamp(), _build)
+
+
+def _build() -> None:
     if not PYTHON.exists():
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, *REQUIREMENTS], check=True)
     subprocess.run([*pip, "--no-deps", "--editable", str(ROOT / "client")], check=True)
-    stamp_file.write_text(stamp)
-    return PYTHON
 
 
 if __name__ == "__main__":
